@@ -1,0 +1,203 @@
+//! The REST API: Coder's port-share endpoints and the health check.
+//!
+//! `GET|POST|DELETE /api/v2/workspaces/{workspace}/port-share` with Coder's
+//! shapes, checks (in Coder's order), status codes and messages.
+
+mod types;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::App;
+use crate::config::Workspace;
+use crate::identity::{self, Caller};
+use crate::respond::{self, ApiError, Body};
+use crate::share::{Protocol, Share, ShareKey, ShareLevel};
+use types::{DeleteRequest, ShareBody, ShareList, UpsertRequest};
+
+/// Largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+const NOT_FOUND_OR_HIDDEN: &str = "Resource not found or you do not have access to this resource";
+
+pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    if path == "/healthz" {
+        return match *req.method() {
+            Method::GET | Method::HEAD => respond::text(StatusCode::OK, "ok\n"),
+            _ => method_not_allowed("GET, HEAD"),
+        };
+    }
+    let Some(raw_workspace) = path
+        .strip_prefix("/api/v2/workspaces/")
+        .and_then(|rest| rest.strip_suffix("/port-share"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    else {
+        return ApiError::new(StatusCode::NOT_FOUND, "Route not found.").into_response();
+    };
+    if !matches!(*req.method(), Method::GET | Method::POST | Method::DELETE) {
+        return method_not_allowed("GET, POST, DELETE");
+    }
+    let raw_workspace = raw_workspace.to_string();
+    match port_share(app, req, &raw_workspace).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response =
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.").into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+async fn port_share(
+    app: &App,
+    req: Request<Incoming>,
+    raw_workspace: &str,
+) -> Result<Response<Body>, ApiError> {
+    let config = app.config.load_full();
+    let caller = identity::api_caller(&config.tokens, req.headers(), req.uri().query());
+    let Caller::User(user) = caller else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "You must be signed in: no valid session token was sent.",
+        )
+        .detail(
+            "Send it in the Coder-Session-Token header, the coder_session_token cookie or \
+             query parameter, or Authorization: Bearer.",
+        ));
+    };
+    let workspace_id = Uuid::parse_str(raw_workspace).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid UUID {raw_workspace:?}."),
+        )
+    })?;
+    let workspace = config
+        .workspace(workspace_id)
+        .filter(|ws| ws.owner_id == user.id || user.site_admin)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, NOT_FOUND_OR_HIDDEN))?
+        .clone();
+
+    match *req.method() {
+        Method::GET => {
+            let shares = app
+                .shares
+                .list(workspace_id)
+                .into_iter()
+                .map(ShareBody::from)
+                .collect();
+            Ok(respond::json(StatusCode::OK, &ShareList { shares }))
+        }
+        Method::POST => {
+            let body: UpsertRequest = read_json(req).await?;
+            let share = validate_upsert(&workspace, body)?;
+            app.shares.upsert(share.clone());
+            Ok(respond::json(StatusCode::OK, &ShareBody::from(share)))
+        }
+        _ => {
+            let body: DeleteRequest = read_json(req).await?;
+            let removed = u16::try_from(body.port).ok().and_then(|port| {
+                app.shares
+                    .remove(&ShareKey::new(workspace_id, &body.agent_name, port))
+            });
+            match removed {
+                Some(_) => Ok(Response::new(respond::empty())),
+                None => Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "Port share not found.",
+                )),
+            }
+        }
+    }
+}
+
+/// Coder's checks, in Coder's order.
+fn validate_upsert(workspace: &Workspace, body: UpsertRequest) -> Result<Share, ApiError> {
+    let level = body
+        .share_level
+        .parse::<ShareLevel>()
+        .ok()
+        .filter(|level| *level != ShareLevel::Owner)
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "Port sharing level not allowed.")
+                .on_field("share_level")
+        })?;
+    let port = u16::try_from(body.port)
+        .ok()
+        .filter(|port| *port >= crate::apphost::MIN_PORT)
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "Port must be between 9 and 65535.")
+                .on_field("port")
+        })?;
+    let protocol = match body.protocol.as_deref() {
+        None => Protocol::Http,
+        Some(raw) => raw.parse::<Protocol>().map_err(|()| {
+            ApiError::new(StatusCode::BAD_REQUEST, "Port protocol not allowed.")
+                .on_field("protocol")
+        })?,
+    };
+    if level > workspace.max_share_level {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "\"{level}\" sharing level is not allowed under max level \"{}\"",
+                workspace.max_share_level
+            ),
+        ));
+    }
+    let agent = workspace
+        .agent(&body.agent_name)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "Agent not found."))?;
+    Ok(Share {
+        workspace_id: workspace.id,
+        agent_name: agent.name.clone(),
+        port,
+        level,
+        protocol,
+    })
+}
+
+/// Reads a JSON body of at most `MAX_BODY_BYTES`.
+async fn read_json<T: DeserializeOwned + Default>(req: Request<Incoming>) -> Result<T, ApiError> {
+    let too_large = || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
+            .detail(format!("The limit is {MAX_BODY_BYTES} bytes."))
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(err) => {
+            return Err(
+                ApiError::new(StatusCode::BAD_REQUEST, "Request body could not be read.")
+                    .detail(err.to_string()),
+            );
+        }
+    };
+    // `null` decodes to the zero value, as in Coder.
+    serde_json::from_slice::<Option<T>>(&bytes)
+        .map(Option::unwrap_or_default)
+        .map_err(|err| {
+            ApiError::new(StatusCode::BAD_REQUEST, "Request body must be valid JSON.")
+                .detail(err.to_string())
+        })
+}

@@ -1,0 +1,573 @@
+//! The config file: its TOML format, validation with messages that name the key,
+//! and the typed, indexed `Config` the rest of portshare reads.
+//!
+//! Defaults live here and nowhere else: `max_share_level` defaults to `public`,
+//! `site_admin` to false, `organizations` and `token_sha256` to empty lists.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::apphost::{Wildcard, is_valid_part};
+use crate::identity::{TokenHash, TokenIndex};
+use crate::share::ShareLevel;
+
+/// A config that could not be read or is not valid; `key` names the culprit.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("config key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    wildcard_host: Option<String>,
+    sign_in_url: Option<String>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+    #[serde(default)]
+    workspaces: Vec<RawWorkspace>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    id: String,
+    username: String,
+    #[serde(default)]
+    organizations: Vec<String>,
+    #[serde(default)]
+    site_admin: bool,
+    #[serde(default)]
+    token_sha256: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    id: String,
+    name: String,
+    owner: String,
+    organization: String,
+    max_share_level: Option<String>,
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    name: String,
+    address: String,
+}
+
+#[derive(Debug)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub organizations: Vec<String>,
+    pub site_admin: bool,
+}
+
+impl User {
+    pub fn is_member_of(&self, organization: &str) -> bool {
+        self.organizations.iter().any(|org| org == organization)
+    }
+}
+
+#[derive(Debug)]
+pub struct Agent {
+    /// As written in the config; the API returns this spelling.
+    pub name: String,
+    /// Lowercased name: the agent part of share keys and hostnames.
+    pub key: Arc<str>,
+    /// Host part of the upstream URL (`127.0.0.1`, `[::1]`, `agent.internal`).
+    pub upstream_host: String,
+}
+
+#[derive(Debug)]
+pub struct Workspace {
+    pub id: Uuid,
+    pub name: String,
+    pub owner_id: Uuid,
+    pub organization: String,
+    pub max_share_level: ShareLevel,
+    pub agents: Vec<Agent>,
+}
+
+impl Workspace {
+    /// The agent with this name, compared case-insensitively.
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents
+            .iter()
+            .find(|agent| agent.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// A validated config with the indexes the request path needs.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub wildcard: Wildcard,
+    pub sign_in_url: Option<String>,
+    pub tokens: TokenIndex,
+    users_by_name: HashMap<String, Arc<User>>,
+    workspaces_by_id: HashMap<Uuid, Arc<Workspace>>,
+    /// owner username (lowercase) → workspace name (lowercase) → workspace.
+    workspaces_by_owner: HashMap<String, HashMap<String, Arc<Workspace>>>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|err| match err {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Syntax {
+            path: "<inline>".to_string(),
+            message: err.to_string().trim_end().to_string(),
+        })?;
+        raw.validate()
+    }
+
+    /// The user with this username, compared case-insensitively.
+    pub fn user_by_name(&self, username: &str) -> Option<&Arc<User>> {
+        if username.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.users_by_name.get(&username.to_ascii_lowercase())
+        } else {
+            self.users_by_name.get(username)
+        }
+    }
+
+    pub fn workspace(&self, id: Uuid) -> Option<&Arc<Workspace>> {
+        self.workspaces_by_id.get(&id)
+    }
+
+    /// Looks up a workspace by owner and name; both must already be lowercase
+    /// (hostnames are lowercased once when parsed).
+    pub fn workspace_by_owner(&self, owner: &str, name: &str) -> Option<&Arc<Workspace>> {
+        self.workspaces_by_owner.get(owner)?.get(name)
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &Arc<User>> {
+        self.users_by_name.values()
+    }
+
+    pub fn workspaces(&self) -> impl Iterator<Item = &Arc<Workspace>> {
+        self.workspaces_by_id.values()
+    }
+}
+
+fn parse_uuid(key: &str, raw: &str) -> Result<Uuid, ConfigError> {
+    Uuid::parse_str(raw).map_err(|_| invalid(key, format!("{raw:?} is not a UUID")))
+}
+
+fn parse_level(key: &str, raw: &str) -> Result<ShareLevel, ConfigError> {
+    raw.parse().map_err(|()| {
+        invalid(
+            key,
+            format!(
+                "unknown share level {raw:?}; expected owner, organization, authenticated or public"
+            ),
+        )
+    })
+}
+
+fn check_name(key: &str, raw: &str) -> Result<(), ConfigError> {
+    if is_valid_part(raw) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!(
+                "{raw:?} cannot appear in a hostname: use letters, digits and single hyphens inside"
+            ),
+        ))
+    }
+}
+
+fn parse_upstream_host(key: &str, raw: &str) -> Result<String, ConfigError> {
+    if let Ok(ip) = raw.parse::<IpAddr>() {
+        return Ok(match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        });
+    }
+    let is_dns_name = !raw.is_empty()
+        && raw.len() <= 253
+        && raw.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if is_dns_name {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(invalid(
+            key,
+            format!("{raw:?} is not an IP address or host name (no scheme, no port)"),
+        ))
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let listen_raw = self
+            .listen
+            .ok_or_else(|| invalid("listen", "missing; e.g. listen = \"127.0.0.1:8080\""))?;
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{listen_raw:?} is not an address:port such as \"127.0.0.1:8080\""),
+            )
+        })?;
+
+        let wildcard_raw = self.wildcard_host.ok_or_else(|| {
+            invalid(
+                "wildcard_host",
+                "missing; e.g. wildcard_host = \"*.apps.localhost\"",
+            )
+        })?;
+        let wildcard =
+            Wildcard::parse(&wildcard_raw).map_err(|problem| invalid("wildcard_host", problem))?;
+
+        if let Some(url) = &self.sign_in_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|rest| rest.is_empty() || rest.contains(char::is_whitespace)) {
+                return Err(invalid(
+                    "sign_in_url",
+                    format!("{url:?} is not an absolute http:// or https:// URL"),
+                ));
+            }
+        }
+
+        let mut users_by_name: HashMap<String, Arc<User>> = HashMap::new();
+        let mut user_ids = HashSet::new();
+        let mut tokens = TokenIndex::default();
+        for (i, raw) in self.users.into_iter().enumerate() {
+            let key = |field: &str| format!("users[{i}].{field}");
+            let id = parse_uuid(&key("id"), &raw.id)?;
+            if !user_ids.insert(id) {
+                return Err(invalid(key("id"), format!("duplicate user id {id}")));
+            }
+            check_name(&key("username"), &raw.username)?;
+            let lower = raw.username.to_ascii_lowercase();
+            if users_by_name.contains_key(&lower) {
+                return Err(invalid(
+                    key("username"),
+                    format!(
+                        "duplicate username {:?} (usernames are case-insensitive)",
+                        raw.username
+                    ),
+                ));
+            }
+            for (j, org) in raw.organizations.iter().enumerate() {
+                if org.trim().is_empty() {
+                    return Err(invalid(key(&format!("organizations[{j}]")), "is empty"));
+                }
+            }
+            let user = Arc::new(User {
+                id,
+                username: raw.username,
+                organizations: raw.organizations,
+                site_admin: raw.site_admin,
+            });
+            for (j, hex) in raw.token_sha256.iter().enumerate() {
+                let token_key = key(&format!("token_sha256[{j}]"));
+                let hash = TokenHash::from_hex(hex).ok_or_else(|| {
+                    invalid(
+                        &token_key,
+                        "is not a SHA-256 in hex (64 characters 0-9a-f); make one with `portshare hash-token`",
+                    )
+                })?;
+                if !tokens.insert(hash, user.clone()) {
+                    return Err(invalid(
+                        token_key,
+                        "duplicate token hash: it already belongs to a user",
+                    ));
+                }
+            }
+            users_by_name.insert(lower, user);
+        }
+
+        let mut workspaces_by_id = HashMap::new();
+        let mut workspaces_by_owner: HashMap<String, HashMap<String, Arc<Workspace>>> =
+            HashMap::new();
+        for (i, raw) in self.workspaces.into_iter().enumerate() {
+            let key = |field: &str| format!("workspaces[{i}].{field}");
+            let id = parse_uuid(&key("id"), &raw.id)?;
+            if workspaces_by_id.contains_key(&id) {
+                return Err(invalid(key("id"), format!("duplicate workspace id {id}")));
+            }
+            check_name(&key("name"), &raw.name)?;
+            let owner_lower = raw.owner.to_ascii_lowercase();
+            let owner = users_by_name.get(&owner_lower).ok_or_else(|| {
+                invalid(
+                    key("owner"),
+                    format!("{:?} is not the username of any [[users]] entry", raw.owner),
+                )
+            })?;
+            if raw.organization.trim().is_empty() {
+                return Err(invalid(key("organization"), "is empty"));
+            }
+            let max_share_level = match &raw.max_share_level {
+                Some(level) => parse_level(&key("max_share_level"), level)?,
+                None => ShareLevel::Public,
+            };
+            let mut agents: Vec<Agent> = Vec::with_capacity(raw.agents.len());
+            for (j, agent) in raw.agents.into_iter().enumerate() {
+                let agent_key = |field: &str| key(&format!("agents[{j}].{field}"));
+                check_name(&agent_key("name"), &agent.name)?;
+                if agents
+                    .iter()
+                    .any(|other| other.name.eq_ignore_ascii_case(&agent.name))
+                {
+                    return Err(invalid(
+                        agent_key("name"),
+                        format!(
+                            "duplicate agent name {:?} in this workspace (names are case-insensitive)",
+                            agent.name
+                        ),
+                    ));
+                }
+                let upstream_host = parse_upstream_host(&agent_key("address"), &agent.address)?;
+                agents.push(Agent {
+                    key: Arc::from(agent.name.to_ascii_lowercase()),
+                    name: agent.name,
+                    upstream_host,
+                });
+            }
+            let by_name = workspaces_by_owner.entry(owner_lower).or_default();
+            let name_lower = raw.name.to_ascii_lowercase();
+            if by_name.contains_key(&name_lower) {
+                return Err(invalid(
+                    key("name"),
+                    format!(
+                        "duplicate workspace name {:?} for owner {:?} (names are case-insensitive)",
+                        raw.name, owner.username
+                    ),
+                ));
+            }
+            let workspace = Arc::new(Workspace {
+                id,
+                name: raw.name,
+                owner_id: owner.id,
+                organization: raw.organization,
+                max_share_level,
+                agents,
+            });
+            by_name.insert(name_lower, workspace.clone());
+            workspaces_by_id.insert(id, workspace);
+        }
+
+        Ok(Config {
+            listen,
+            wildcard,
+            sign_in_url: self.sign_in_url,
+            tokens,
+            users_by_name,
+            workspaces_by_id,
+            workspaces_by_owner,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE_ID: &str = "6f1f2b9e-0000-4000-8000-000000000001";
+    const WS_ID: &str = "6f1f2b9e-0000-4000-8000-0000000000a1";
+
+    fn base(extra_user: &str, workspace: &str) -> String {
+        format!(
+            r#"
+listen = "127.0.0.1:0"
+wildcard_host = "*.apps.localhost"
+
+[[users]]
+id = "{ALICE_ID}"
+username = "alice"
+organizations = ["acme"]
+token_sha256 = ["{}"]
+{extra_user}
+{workspace}
+"#,
+            "ab".repeat(32)
+        )
+    }
+
+    fn workspace(fields: &str) -> String {
+        format!(
+            r#"
+[[workspaces]]
+id = "{WS_ID}"
+name = "dev"
+owner = "alice"
+organization = "acme"
+{fields}
+  [[workspaces.agents]]
+  name = "main"
+  address = "127.0.0.1"
+"#
+        )
+    }
+
+    fn error_of(text: &str) -> String {
+        match Config::parse(text) {
+            Ok(_) => panic!("config was accepted:\n{text}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn valid_config_is_indexed() {
+        let config = Config::parse(&base("", &workspace(""))).unwrap();
+        let ws = config.workspace_by_owner("alice", "dev").unwrap();
+        assert_eq!(ws.max_share_level, ShareLevel::Public);
+        assert_eq!(
+            ws.agent("MAIN").map(|a| a.upstream_host.as_str()),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            config.user_by_name("Alice").map(|u| u.id.to_string()),
+            Some(ALICE_ID.to_string())
+        );
+    }
+
+    #[test]
+    fn unknown_level_names_the_key() {
+        let err = error_of(&base("", &workspace("max_share_level = \"everyone\"")));
+        assert_eq!(
+            err,
+            "config key `workspaces[0].max_share_level`: unknown share level \"everyone\"; expected owner, organization, authenticated or public"
+        );
+    }
+
+    #[test]
+    fn owner_must_be_a_user() {
+        let text = base("", &workspace("")).replace("owner = \"alice\"", "owner = \"mallory\"");
+        assert_eq!(
+            error_of(&text),
+            "config key `workspaces[0].owner`: \"mallory\" is not the username of any [[users]] entry"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let dup_user = format!("[[users]]\nid = \"{ALICE_ID}\"\nusername = \"bob\"\n");
+        assert!(
+            error_of(&base(&dup_user, ""))
+                .starts_with("config key `users[1].id`: duplicate user id")
+        );
+        let dup_name =
+            "[[users]]\nid = \"6f1f2b9e-0000-4000-8000-000000000002\"\nusername = \"ALICE\"\n";
+        assert!(
+            error_of(&base(dup_name, ""))
+                .starts_with("config key `users[1].username`: duplicate username")
+        );
+        let two = format!(
+            "{}{}",
+            workspace(""),
+            workspace("").replace(WS_ID, "6f1f2b9e-0000-4000-8000-0000000000a2")
+        );
+        assert!(
+            error_of(&base("", &two))
+                .starts_with("config key `workspaces[1].name`: duplicate workspace name")
+        );
+        let same_id = format!(
+            "{}{}",
+            workspace(""),
+            workspace("").replace("name = \"dev\"", "name = \"other\"")
+        );
+        assert!(
+            error_of(&base("", &same_id))
+                .starts_with("config key `workspaces[1].id`: duplicate workspace id")
+        );
+        let agents = format!(
+            "{}  [[workspaces.agents]]\n  name = \"Main\"\n  address = \"::1\"\n",
+            workspace("")
+        );
+        assert!(
+            error_of(&base("", &agents))
+                .starts_with("config key `workspaces[0].agents[1].name`: duplicate agent name")
+        );
+    }
+
+    #[test]
+    fn malformed_uuid_and_hash_name_the_key() {
+        let text = base("", "").replace(ALICE_ID, "not-a-uuid");
+        assert_eq!(
+            error_of(&text),
+            "config key `users[0].id`: \"not-a-uuid\" is not a UUID"
+        );
+        let text = base("", "").replace(&"ab".repeat(32), "xyz");
+        assert!(
+            error_of(&text)
+                .starts_with("config key `users[0].token_sha256[0]`: is not a SHA-256 in hex")
+        );
+    }
+
+    #[test]
+    fn wildcard_must_have_one_leading_star() {
+        for bad in [
+            "apps.localhost",
+            "*.apps.*.localhost",
+            "a*.apps.localhost",
+            "*",
+            "*.apps..localhost",
+        ] {
+            let text = base("", "").replace("*.apps.localhost", bad);
+            assert!(
+                error_of(&text).starts_with("config key `wildcard_host`:"),
+                "{bad} accepted"
+            );
+        }
+        let text = base("", "").replace("*.apps.localhost", "*-apps.example.com");
+        assert!(Config::parse(&text).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_listen_are_refused() {
+        let err = error_of(&format!("{}\nlisten_port = 1\n", base("", "")));
+        assert!(err.contains("unknown field `listen_port`"), "{err}");
+        let err = error_of(&base("", "").replace("127.0.0.1:0", "localhost"));
+        assert!(err.starts_with("config key `listen`:"), "{err}");
+    }
+}

@@ -1,0 +1,147 @@
+//! The `portshare` command: parse arguments, load the config, serve until a
+//! signal, drain.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use portshare::App;
+use portshare::config::Config;
+use portshare::identity::TokenHash;
+
+/// Exit code for a config that is missing or invalid.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "portshare",
+    version,
+    about = "Decides, request by request, who may reach each forwarded port of a workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: the share API and the forwarded ports on one listener.
+    Serve {
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+        /// How long in-flight requests may run after SIGTERM or SIGINT.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        drain_seconds: u64,
+    },
+    /// Validate a config file: exit 0 if valid, 2 with the reason if not.
+    CheckConfig {
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Read one token from stdin; print the SHA-256 that `token_sha256` stores.
+    HashToken,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            drain_seconds,
+        } => serve(config, Duration::from_secs(drain_seconds)),
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("{}: valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("portshare: {err}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::HashToken => {
+            let mut input = String::new();
+            if let Err(err) = std::io::stdin().read_to_string(&mut input) {
+                eprintln!("portshare: cannot read the token from stdin: {err}");
+                return ExitCode::FAILURE;
+            }
+            let token = input.trim_end_matches(['\r', '\n']);
+            if token.is_empty() {
+                eprintln!("portshare: no token on stdin");
+                return ExitCode::FAILURE;
+            }
+            println!("{}", TokenHash::of(token).to_hex());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn serve(path: PathBuf, drain: Duration) -> ExitCode {
+    init_logging();
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("portshare: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("portshare: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listen = config.listen;
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                eprintln!("portshare: cannot listen on {listen}: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let local = listener.local_addr().map_or(listen, |addr| addr);
+        tracing::info!(address = %local, wildcard = %config.wildcard.suffix(), "portshare listening");
+        let app = Arc::new(App::new(config));
+        portshare::server::serve(app, listener, shutdown_signal(), drain).await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,263 @@
+//! Forwarded ports: parse the host, identify the caller, decide, relay.
+//!
+//! Phases of one request, in order:
+//! 1. parse `[prefix---]port[s]--agent--workspace--user` (400 if it does not);
+//! 2. identify the caller from portshare's own credentials (never `Authorization`);
+//! 3. the browser hand-off: a navigation carrying a valid `?coder_session_token`
+//!    is redirected to the same URL with the token moved into a host-only cookie;
+//! 4. resolve user, workspace and agent, read the port's share, decide;
+//! 5. strip what portshare consumed, add forwarding headers, relay the request
+//!    and its body as a stream, and splice upgraded connections.
+
+mod headers;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::App;
+use crate::access::{self, Decision, Reason};
+use crate::apphost::{AppHost, parse_subdomain};
+use crate::config::Config;
+use crate::identity::{self, APP_COOKIE, Caller};
+use crate::respond::{self, AppError, Body};
+use crate::share::ShareKey;
+
+pub use headers::is_upgrade;
+
+/// The pooled client towards apps.
+pub type UpstreamClient = Client<HttpConnector, Incoming>;
+
+pub fn upstream_client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(10)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector)
+}
+
+/// What the router knows about a request to a forwarded port.
+pub struct Target<'a> {
+    /// The subdomain under the wildcard, lowercased.
+    pub subdomain: &'a str,
+    /// The authority as the client sent it (for `Host` and redirects).
+    pub authority: &'a str,
+    pub peer: SocketAddr,
+    /// `"http"` or `"https"`: how the client reached portshare.
+    pub scheme: &'static str,
+}
+
+pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Response<Body> {
+    let config = app.config.load_full();
+    let html = respond::wants_html(req.headers());
+    let outcome = match admit(app, &config, &target, &req) {
+        Ok(Admitted::Relay { upstream }) => relay(app, &target, upstream, req).await,
+        Ok(Admitted::Respond(response)) => Ok(response),
+        Err(err) => Err(err),
+    };
+    outcome.unwrap_or_else(|err| err.into_response(html))
+}
+
+enum Admitted {
+    Relay { upstream: String },
+    Respond(Response<Body>),
+}
+
+fn admit(
+    app: &App,
+    config: &Config,
+    target: &Target<'_>,
+    req: &Request<Incoming>,
+) -> Result<Admitted, AppError> {
+    let host: AppHost<'_> = parse_subdomain(target.subdomain)?;
+    let query = req.uri().query();
+    let caller = identity::app_caller(&config.tokens, req.headers(), query);
+
+    if let Caller::User(_) = caller
+        && is_navigation(req)
+        && let Some(response) = hand_off(config, req)
+    {
+        return Ok(Admitted::Respond(response));
+    }
+
+    let resolved = config
+        .workspace_by_owner(host.user, host.workspace)
+        .and_then(|ws| ws.agent(host.agent).map(|agent| (ws, agent)));
+    let Some((workspace, agent)) = resolved else {
+        // An anonymous caller learns nothing about which names exist.
+        return Err(match caller {
+            Caller::Anonymous => AppError::SignInRequired,
+            Caller::User(_) => AppError::NotFound,
+        });
+    };
+    let key = ShareKey {
+        workspace_id: workspace.id,
+        agent: agent.key.clone(),
+        port: host.port,
+    };
+    match access::decide(app.shares.level(&key), &caller, workspace) {
+        Decision::Allow => {}
+        Decision::Deny(Reason::NotShared) => return Err(AppError::NotFound),
+        Decision::Deny(Reason::SignInRequired) => {
+            return match sign_in_redirect(config, target, req) {
+                Some(response) => Ok(Admitted::Respond(response)),
+                None => Err(AppError::SignInRequired),
+            };
+        }
+    }
+    if host.https {
+        return Err(AppError::Upstream(
+            "HTTPS apps (the \"s\" port suffix) are not supported yet; share the port over http"
+                .to_string(),
+        ));
+    }
+    Ok(Admitted::Relay {
+        upstream: format!("{}:{}", agent.upstream_host, host.port),
+    })
+}
+
+/// A top-level browser navigation: `GET` that accepts HTML and is not an upgrade.
+fn is_navigation(req: &Request<Incoming>) -> bool {
+    req.method() == Method::GET && respond::wants_html(req.headers()) && !is_upgrade(req.headers())
+}
+
+/// Cookie values are limited to RFC 6265 cookie-octets; a token outside them
+/// still authenticates the request but is not put in a cookie.
+fn is_cookie_safe(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
+}
+
+/// `303` to the same URL without the token, setting the app cookie.
+fn hand_off(config: &Config, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let token = identity::query_token(&config.tokens, req.uri().query())?;
+    if !is_cookie_safe(&token) {
+        return None;
+    }
+    let path = req.uri().path();
+    let location = match req.uri().query().and_then(headers::strip_token_query) {
+        Some(rest) => format!("{path}?{rest}"),
+        None => path.to_string(),
+    };
+    let cookie = format!("{APP_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
+    let mut response = Response::new(respond::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
+    headers.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).ok()?);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Some(response)
+}
+
+/// For an anonymous browser navigation when `sign_in_url` is set: `303` to it
+/// with `redirect_uri` set to the URL that was asked for.
+fn sign_in_redirect(
+    config: &Config,
+    target: &Target<'_>,
+    req: &Request<Incoming>,
+) -> Option<Response<Body>> {
+    let sign_in = config.sign_in_url.as_deref()?;
+    if !is_navigation(req) {
+        return None;
+    }
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let original = format!("{}://{}{path_and_query}", target.scheme, target.authority);
+    let encoded: String = form_urlencoded::byte_serialize(original.as_bytes()).collect();
+    let separator = if sign_in.contains('?') { '&' } else { '?' };
+    let location = format!("{sign_in}{separator}redirect_uri={encoded}");
+    let mut response = Response::new(respond::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
+    Some(response)
+}
+
+async fn relay(
+    app: &App,
+    target: &Target<'_>,
+    upstream: String,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, AppError> {
+    let upgrade = is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let path = req.uri().path();
+    let path_and_query = match req.uri().query() {
+        Some(query) => match headers::strip_token_query(query) {
+            Some(rest) => format!("{path}?{rest}"),
+            None => path.to_string(),
+        },
+        None => path.to_string(),
+    };
+    let uri: Uri = format!("http://{upstream}{path_and_query}")
+        .parse()
+        .map_err(|err| AppError::Upstream(format!("invalid upstream URL: {err}")))?;
+
+    let (mut parts, body) = req.into_parts();
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    let headers = &mut parts.headers;
+    headers::strip_hop_by_hop(headers);
+    headers::strip_credentials(headers);
+    if !headers.contains_key(header::HOST)
+        && let Ok(host) = HeaderValue::from_str(target.authority)
+    {
+        headers.insert(header::HOST, host);
+    }
+    headers::add_forwarded(headers, target.peer.ip(), target.scheme, target.authority);
+
+    let mut response = app
+        .client
+        .request(Request::from_parts(parts, body))
+        .await
+        .map_err(|err| AppError::Upstream(describe_upstream_error(&upstream, &err)))?;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            return Err(AppError::Upstream(
+                "the app switched protocols without being asked to".to_string(),
+            ));
+        };
+        let app_upgrade = hyper::upgrade::on(&mut response);
+        tokio::spawn(async move {
+            match tokio::try_join!(client_upgrade, app_upgrade) {
+                Ok((client, app)) => {
+                    let mut client = TokioIo::new(client);
+                    let mut app = TokioIo::new(app);
+                    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut app).await {
+                        tracing::debug!(%err, "upgraded connection ended");
+                    }
+                }
+                Err(err) => tracing::debug!(%err, "upgrade did not complete"),
+            }
+        });
+    }
+    let (mut parts, body) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(
+        parts,
+        body.map_err(Into::into).boxed(),
+    ))
+}
+
+fn describe_upstream_error(upstream: &str, err: &hyper_util::client::legacy::Error) -> String {
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        reason.push_str(": ");
+        reason.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    format!("could not reach the app at {upstream}: {reason}")
+}

@@ -1,0 +1,199 @@
+//! Every response portshare writes itself: bodies, JSON, and the one mapping
+//! from a failure to a status, a message and a format (JSON or HTML).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Response, StatusCode};
+use serde::Serialize;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response portshare sends: its own, or an app's streamed.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+fn with_body(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => with_body(status, "application/json", full(bytes)),
+        Err(err) => {
+            tracing::error!(%err, "could not encode a JSON response");
+            with_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                full("internal error\n"),
+            )
+        }
+    }
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    with_body(status, "text/plain; charset=utf-8", full(body))
+}
+
+/// One field that failed validation.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Validation {
+    pub field: &'static str,
+    pub detail: String,
+}
+
+/// An error of the REST API, in Coder's shape:
+/// `{"message", "detail"?, "validations"?}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub validations: Vec<Validation>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            detail: None,
+            validations: Vec::new(),
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> ApiError {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Adds a validation on `field` whose detail repeats the message.
+    pub fn on_field(mut self, field: &'static str) -> ApiError {
+        self.validations.push(Validation {
+            field,
+            detail: self.message.clone(),
+        });
+        self
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        challenge_if_unauthorized(json(self.status, &self))
+    }
+}
+
+/// Why a forwarded-port request was not relayed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadHost(#[from] crate::apphost::HostError),
+    #[error("Invalid Host header")]
+    InvalidHost,
+    /// No valid session and the port is not public.
+    #[error("Sign in to open this application")]
+    SignInRequired,
+    /// Signed in but not admitted, or no such app: the same answer, so that
+    /// existence does not leak.
+    #[error("Application Not Found")]
+    NotFound,
+    #[error("Bad Gateway")]
+    Upstream(String),
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadHost(_) | AppError::InvalidHost => StatusCode::BAD_REQUEST,
+            AppError::SignInRequired => StatusCode::UNAUTHORIZED,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn detail(&self) -> Option<&str> {
+        match self {
+            AppError::SignInRequired => Some(
+                "This port is not public. Send a session token in the Coder-Session-Token header, \
+                 or open it in a browser after signing in.",
+            ),
+            AppError::NotFound => Some("The application does not exist or is not shared with you."),
+            AppError::Upstream(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// JSON for API clients, a short HTML page when the client asked for HTML.
+    pub fn into_response(self, html: bool) -> Response<Body> {
+        let status = self.status();
+        let message = self.to_string();
+        if html {
+            let detail = self.detail().map(html_escape).unwrap_or_default();
+            let page = format!(
+                "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{status_text}</title></head>\
+                 <body><h1>{message}</h1><p>{detail}</p><hr><p>portshare</p></body></html>\n",
+                status_text = status.canonical_reason().unwrap_or("Error"),
+                message = html_escape(&message),
+            );
+            challenge_if_unauthorized(with_body(status, "text/html; charset=utf-8", full(page)))
+        } else {
+            ApiError {
+                status,
+                message,
+                detail: self.detail().map(str::to_string),
+                validations: Vec::new(),
+            }
+            .into_response()
+        }
+    }
+}
+
+/// A 401 names the scheme that would have worked (RFC 9110, section 15.5.2).
+fn challenge_if_unauthorized(mut response: Response<Body>) -> Response<Body> {
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Coder-Session-Token realm=\"portshare\""),
+        );
+    }
+    response
+}
+
+/// True when the client listed `text/html` in `Accept`.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/html"))
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

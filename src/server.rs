@@ -1,0 +1,131 @@
+//! Sockets: accept connections, serve HTTP/1.1 and HTTP/2 (prior knowledge)
+//! on each, route every request, and drain on shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::App;
+use crate::apphost::normalize_host;
+use crate::proxy::{self, Target};
+use crate::respond::{AppError, Body, wants_html};
+
+/// How long a client may take to send the request head (slowloris guard).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves until `shutdown` completes, then stops accepting and gives open
+/// connections up to `drain` to finish.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of descriptors and the like: back off, keep serving.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(route(&app, peer, req).await) }
+                });
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(%peer, err = %err, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining open connections");
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?drain,
+            "drain deadline passed; closing the remaining connections"
+        );
+    }
+}
+
+/// The authority the request is for. Host confusion is refused: two `Host`
+/// headers, or a request target (or HTTP/2 `:authority`) that names another
+/// host than `Host`.
+fn authority(req: &Request<Incoming>) -> Result<Option<&str>, AppError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(AppError::InvalidHost);
+    }
+    let host = host
+        .map(HeaderValue::to_str)
+        .transpose()
+        .map_err(|_| AppError::InvalidHost)?;
+    match (req.uri().authority().map(|a| a.as_str()), host) {
+        (Some(target), Some(host)) if !target.eq_ignore_ascii_case(host) => {
+            Err(AppError::InvalidHost)
+        }
+        (Some(target), _) => Ok(Some(target)),
+        (None, host) => Ok(host),
+    }
+}
+
+async fn route(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let authority = match authority(&req) {
+        Ok(authority) => authority.map(str::to_string),
+        Err(err) => return err.into_response(wants_html(req.headers())),
+    };
+    if let Some(authority) = authority.as_deref() {
+        let Some(host) = normalize_host(authority) else {
+            return AppError::InvalidHost.into_response(wants_html(req.headers()));
+        };
+        let config = app.config.load();
+        if let Some(subdomain) = config.wildcard.subdomain(&host) {
+            let subdomain = subdomain.to_string();
+            drop(config);
+            let target = Target {
+                subdomain: &subdomain,
+                authority,
+                peer,
+                scheme: "http",
+            };
+            return proxy::handle(app, target, req).await;
+        }
+    }
+    crate::api::handle(app, req).await
+}
