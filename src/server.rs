@@ -36,7 +36,10 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Apps see header names spelled as the client sent them
+        // (`Sec-WebSocket-Key`, not `sec-websocket-key`).
+        .preserve_header_case(true);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

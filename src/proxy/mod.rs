@@ -41,6 +41,7 @@ pub fn upstream_client() -> UpstreamClient {
     connector.set_connect_timeout(Some(Duration::from_secs(10)));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
+        .http1_preserve_header_case(true)
         .build(connector)
 }
 
@@ -189,6 +190,7 @@ async fn relay(
     upstream: String,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, AppError> {
+    let client_version = req.version();
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -244,6 +246,9 @@ async fn relay(
         });
     }
     let (mut parts, body) = response.into_parts();
+    // The client's protocol, not the app's: an HTTP/1.0 app must not turn
+    // the reply into an HTTP/1.0 one.
+    parts.version = client_version;
     headers::strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(
         parts,
