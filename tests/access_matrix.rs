@@ -1,6 +1,8 @@
 //! The access table on a real forwarded port: five callers × four levels, no
 //! share, and a workspace whose maximum level caps the share.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use hyper::StatusCode;

@@ -2,6 +2,8 @@
 //! `serve` (logs its address, serves, stops on SIGTERM), and invalid configs
 //! refused with exit code 2 before anything is bound.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -49,19 +51,29 @@ fn check_config_accepts_the_example() {
         .arg(example_config())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("portshare.toml: valid\n"));
 }
 
 #[test]
 fn invalid_config_names_the_key_and_exits_2_without_binding() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(example_config())
-        .unwrap()
-        .replace("max_share_level = \"organization\"", "max_share_level = \"everyone\"");
+    let text = std::fs::read_to_string(example_config()).unwrap().replace(
+        "max_share_level = \"organization\"",
+        "max_share_level = \"everyone\"",
+    );
     let path = write_config(&dir, &text);
     for command in ["check-config", "serve"] {
-        let out = bin().args([command, "--config"]).arg(&path).output().unwrap();
+        let out = bin()
+            .args([command, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
         assert_eq!(
@@ -94,7 +106,12 @@ fn hash_token_prints_lowercase_sha256_of_stdin() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"alice-demo-token\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"alice-demo-token\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
@@ -137,7 +154,9 @@ fn serve_logs_its_address_and_stops_on_sigterm() {
     let address = address.expect("a log line with the listening address");
 
     let mut stream = TcpStream::connect(&address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();

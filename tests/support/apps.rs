@@ -31,6 +31,9 @@ use tokio_tungstenite::tungstenite::handshake::server::{
 
 type AppBody = BoxBody<Bytes, Infallible>;
 
+/// Header `(name, value)` pairs in the order received.
+pub type HeaderList = Vec<(String, String)>;
+
 /// The byte at offset `i` of a download.
 pub fn pattern_byte(i: usize) -> u8 {
     (i % 251) as u8
@@ -228,7 +231,7 @@ pub fn echoed(echo: &serde_json::Value, name: &str) -> Vec<String> {
 /// handshake it accepted, names as received on the wire.
 pub struct WsApp {
     pub port: u16,
-    pub handshakes: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    pub handshakes: Arc<Mutex<Vec<HeaderList>>>,
 }
 
 pub async fn spawn_ws_echo() -> WsApp {
@@ -243,6 +246,8 @@ pub async fn spawn_ws_echo() -> WsApp {
             };
             let seen = seen.clone();
             tokio::spawn(async move {
+                // The callback's error type is tungstenite's, large by design.
+                #[allow(clippy::result_large_err)]
                 let record = |req: &WsRequest, resp: WsResponse| {
                     let headers = req
                         .headers()

@@ -1,7 +1,7 @@
 //! Test support: start portshare on `127.0.0.1:0` with a known config, talk to
 //! it over real sockets, and spawn real apps for it to relay to (`apps`).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod apps;
 
