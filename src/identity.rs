@@ -80,7 +80,11 @@ impl TokenIndex {
 
     /// The user whose token this is.
     pub fn user(&self, token: &str) -> Option<&Arc<User>> {
-        let hash = TokenHash::of(token);
+        self.user_for_hash(&TokenHash::of(token))
+    }
+
+    /// The user whose token hashes to `hash`.
+    pub fn user_for_hash(&self, hash: &TokenHash) -> Option<&Arc<User>> {
         let bucket = self.buckets.get(&hash.bucket())?;
         let mut found = None;
         for (known, user) in bucket {
@@ -95,11 +99,20 @@ impl TokenIndex {
     fn first_user<'a, 't>(
         &'a self,
         candidates: impl Iterator<Item = Cow<'t, str>>,
-    ) -> Option<&'a Arc<User>> {
-        candidates
-            .take(MAX_CANDIDATES)
-            .find_map(|token| self.user(&token))
+    ) -> Option<(&'a Arc<User>, TokenHash)> {
+        candidates.take(MAX_CANDIDATES).find_map(|token| {
+            let hash = TokenHash::of(&token);
+            self.user_for_hash(&hash).map(|user| (user, hash))
+        })
     }
+}
+
+/// The caller of a forwarded-port request and the token that identified
+/// them, so that an open connection can be re-checked when tokens change.
+#[derive(Debug, Clone)]
+pub struct Identified {
+    pub caller: Caller,
+    pub token: Option<TokenHash>,
 }
 
 /// The caller of one request.
@@ -172,7 +185,7 @@ pub fn api_caller(tokens: &TokenIndex, headers: &HeaderMap, query: Option<&str>)
         .chain(header_values(headers, SESSION_HEADER).map(Cow::Borrowed))
         .chain(bearer_tokens(headers).map(Cow::Borrowed));
     match tokens.first_user(candidates) {
-        Some(user) => Caller::User(user.clone()),
+        Some((user, _)) => Caller::User(user.clone()),
         None => Caller::Anonymous,
     }
 }
@@ -180,15 +193,21 @@ pub fn api_caller(tokens: &TokenIndex, headers: &HeaderMap, query: Option<&str>)
 /// The caller of a forwarded-port request: the session header, the session
 /// cookie, portshare's app cookie, then the query parameter. `Authorization`
 /// belongs to the app and is never read here.
-pub fn app_caller(tokens: &TokenIndex, headers: &HeaderMap, query: Option<&str>) -> Caller {
+pub fn app_caller(tokens: &TokenIndex, headers: &HeaderMap, query: Option<&str>) -> Identified {
     let candidates = header_values(headers, SESSION_HEADER)
         .chain(cookies(headers, SESSION_COOKIE))
         .chain(cookies(headers, APP_COOKIE))
         .map(Cow::Borrowed)
         .chain(query_values(query, SESSION_QUERY));
     match tokens.first_user(candidates) {
-        Some(user) => Caller::User(user.clone()),
-        None => Caller::Anonymous,
+        Some((user, hash)) => Identified {
+            caller: Caller::User(user.clone()),
+            token: Some(hash),
+        },
+        None => Identified {
+            caller: Caller::Anonymous,
+            token: None,
+        },
     }
 }
 
@@ -240,7 +259,7 @@ mod tests {
         let index = index();
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer good"));
-        assert_eq!(username(&app_caller(&index, &headers, None)), None);
+        assert_eq!(username(&app_caller(&index, &headers, None).caller), None);
         assert_eq!(username(&api_caller(&index, &headers, None)), Some("alice"));
     }
 
@@ -254,7 +273,10 @@ mod tests {
                 "theme=dark; coder_session_token=stale; coder_session_token=\"good\"",
             ),
         );
-        assert_eq!(username(&app_caller(&index, &headers, None)), Some("alice"));
+        assert_eq!(
+            username(&app_caller(&index, &headers, None).caller),
+            Some("alice")
+        );
     }
 
     #[test]
@@ -262,11 +284,7 @@ mod tests {
         let index = index();
         let headers = HeaderMap::new();
         assert_eq!(
-            username(&app_caller(
-                &index,
-                &headers,
-                Some("a=1&coder_session_token=go%6Fd")
-            )),
+            username(&app_caller(&index, &headers, Some("a=1&coder_session_token=go%6Fd")).caller),
             Some("alice")
         );
         assert_eq!(query_token(&index, Some("coder_session_token=bad")), None);
@@ -282,7 +300,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(SESSION_HEADER, HeaderValue::from_static("nope"));
         assert!(matches!(
-            app_caller(&index, &headers, None),
+            app_caller(&index, &headers, None).caller,
             Caller::Anonymous
         ));
     }

@@ -10,14 +10,18 @@ pub mod api;
 pub mod apphost;
 pub mod config;
 pub mod identity;
+pub mod live;
 pub mod proxy;
 pub mod respond;
 pub mod server;
 pub mod share;
 
+use std::sync::Arc;
+
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
+use crate::live::LiveSet;
 use crate::proxy::UpstreamClient;
 use crate::share::ShareTable;
 
@@ -27,6 +31,8 @@ pub struct App {
     pub config: ArcSwap<Config>,
     pub shares: ShareTable,
     pub client: UpstreamClient,
+    /// Open exchanges and connections, re-checked after every rule change.
+    pub live: Arc<LiveSet>,
 }
 
 impl App {
@@ -35,6 +41,24 @@ impl App {
             config: ArcSwap::from_pointee(config),
             shares: ShareTable::new(),
             client: proxy::upstream_client(),
+            live: Arc::new(LiveSet::default()),
         }
+    }
+
+    /// Replaces users, workspaces and agents; open connections the new rules
+    /// no longer admit are closed.
+    pub fn replace_config(&self, config: Config) {
+        self.config.store(Arc::new(config));
+        self.revoke();
+    }
+
+    /// Closes what the rules in force no longer admit; call after every change
+    /// of shares or config. Returns how many exchanges or connections it closed.
+    pub fn revoke(&self) -> usize {
+        let revoked = self.live.sweep(&self.config.load(), &self.shares);
+        if revoked > 0 {
+            tracing::info!(revoked, "closed connections the new rules no longer admit");
+        }
+        revoked
     }
 }

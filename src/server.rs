@@ -13,11 +13,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::App;
 use crate::apphost::normalize_host;
+use crate::live::ConnWatch;
 use crate::proxy::{self, Target};
 use crate::respond::{AppError, Body, wants_html};
 
@@ -40,7 +42,9 @@ pub async fn serve(
         // Apps see header names spelled as the client sent them
         // (`Sec-WebSocket-Key`, not `sec-websocket-key`).
         .preserve_header_case(true);
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(builder);
+    let stopping = CancellationToken::new();
+    let connections = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -55,27 +59,22 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(route(&app, peer, req).await) }
-                });
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(%peer, err = %err, "connection ended with an error");
-                    }
-                });
+                connections.spawn(serve_connection(
+                    app.clone(),
+                    builder.clone(),
+                    stream,
+                    peer,
+                    stopping.clone(),
+                ));
             }
             () = &mut shutdown => break,
         }
     }
     drop(listener);
     tracing::info!("shutting down: draining open connections");
-    if tokio::time::timeout(drain, graceful.shutdown())
+    stopping.cancel();
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
         .await
         .is_err()
     {
@@ -83,6 +82,42 @@ pub async fn serve(
             ?drain,
             "drain deadline passed; closing the remaining connections"
         );
+    }
+}
+
+/// Serves one connection until it ends. Closes it gracefully (in-flight
+/// requests finish, idle keep-alive ends) when the server stops or when the
+/// rules stop admitting the caller its last request was admitted for.
+async fn serve_connection(
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stopping: CancellationToken,
+) {
+    let watch = Arc::new(ConnWatch::default());
+    let service = {
+        let watch = watch.clone();
+        service_fn(move |req| {
+            let (app, watch) = (app.clone(), watch.clone());
+            async move { Ok::<_, Infallible>(route(&app, peer, &watch, req).await) }
+        })
+    };
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stopping.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        () = watch.close.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, %err, "connection ended with an error");
     }
 }
 
@@ -108,7 +143,12 @@ fn authority(req: &Request<Incoming>) -> Result<Option<&str>, AppError> {
     }
 }
 
-async fn route(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    app: &App,
+    peer: SocketAddr,
+    conn: &ConnWatch,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let authority = match authority(&req) {
         Ok(authority) => authority.map(str::to_string),
         Err(err) => return err.into_response(wants_html(req.headers())),
@@ -126,6 +166,7 @@ async fn route(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Response<
                 authority,
                 peer,
                 scheme: "http",
+                conn,
             };
             return proxy::handle(app, target, req).await;
         }

@@ -101,6 +101,7 @@ async fn port_share(
             let body: UpsertRequest = read_json(req).await?;
             let share = validate_upsert(&workspace, body)?;
             app.shares.upsert(share.clone());
+            app.revoke();
             Ok(respond::json(StatusCode::OK, &ShareBody::from(share)))
         }
         _ => {
@@ -110,7 +111,10 @@ async fn port_share(
                     .remove(&ShareKey::new(workspace_id, &body.agent_name, port))
             });
             match removed {
-                Some(_) => Ok(Response::new(respond::empty())),
+                Some(_) => {
+                    app.revoke();
+                    Ok(Response::new(respond::empty()))
+                }
                 None => Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "Port share not found.",

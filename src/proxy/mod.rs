@@ -10,6 +10,8 @@
 //!    and its body as a stream, and splice upgraded connections.
 
 mod headers;
+mod revocable;
+mod splice;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,20 +22,26 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::App;
 use crate::access::{self, Decision, Reason};
 use crate::apphost::{AppHost, parse_subdomain};
 use crate::config::Config;
 use crate::identity::{self, APP_COOKIE, Caller};
+use crate::live::{Admission, ConnWatch};
 use crate::respond::{self, AppError, Body};
 use crate::share::ShareKey;
+use revocable::Revocable;
 
 pub use headers::is_upgrade;
 
 /// The pooled client towards apps.
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
+pub type UpstreamClient = Client<HttpConnector, Revocable<Incoming>>;
 
 pub fn upstream_client() -> UpstreamClient {
     let mut connector = HttpConnector::new();
@@ -54,13 +62,32 @@ pub struct Target<'a> {
     pub peer: SocketAddr,
     /// `"http"` or `"https"`: how the client reached portshare.
     pub scheme: &'static str,
+    /// The client connection the request came on.
+    pub conn: &'a ConnWatch,
 }
 
 pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Response<Body> {
     let config = app.config.load_full();
     let html = respond::wants_html(req.headers());
     let outcome = match admit(app, &config, &target, &req) {
-        Ok(Admitted::Relay { upstream }) => relay(app, &target, upstream, req).await,
+        Ok(Admitted::Relay {
+            upstream,
+            admission,
+        }) => {
+            // Registered first, then checked against the rules in force now:
+            // a change racing with this request is either seen here or sees
+            // the registration in its sweep.
+            let revoked = CancellationToken::new();
+            let live = Arc::new(app.live.register(admission.clone(), revoked.clone()));
+            if admission.still_admitted(&app.config.load(), &app.shares) {
+                target.conn.admitted(&app.live, &admission);
+                relay(app, &target, upstream, req, live, revoked).await
+            } else if admission.token.is_some() {
+                Err(AppError::NotFound)
+            } else {
+                Err(AppError::SignInRequired)
+            }
+        }
         Ok(Admitted::Respond(response)) => Ok(response),
         Err(err) => Err(err),
     };
@@ -68,7 +95,10 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
 }
 
 enum Admitted {
-    Relay { upstream: String },
+    Relay {
+        upstream: String,
+        admission: Admission,
+    },
     Respond(Response<Body>),
 }
 
@@ -80,7 +110,8 @@ fn admit(
 ) -> Result<Admitted, AppError> {
     let host: AppHost<'_> = parse_subdomain(target.subdomain)?;
     let query = req.uri().query();
-    let caller = identity::app_caller(&config.tokens, req.headers(), query);
+    let identified = identity::app_caller(&config.tokens, req.headers(), query);
+    let caller = identified.caller;
 
     if let Caller::User(_) = caller
         && is_navigation(req)
@@ -122,6 +153,11 @@ fn admit(
     }
     Ok(Admitted::Relay {
         upstream: format!("{}:{}", agent.upstream_host, host.port),
+        admission: Admission {
+            token: identified.token,
+            user_id: caller.user().map(|user| user.id),
+            key,
+        },
     })
 }
 
@@ -189,6 +225,8 @@ async fn relay(
     target: &Target<'_>,
     upstream: String,
     mut req: Request<Incoming>,
+    live: Arc<crate::live::LiveHandle>,
+    revoked: CancellationToken,
 ) -> Result<Response<Body>, AppError> {
     let client_version = req.version();
     let upgrade = is_upgrade(req.headers());
@@ -221,7 +259,10 @@ async fn relay(
 
     let mut response = app
         .client
-        .request(Request::from_parts(parts, body))
+        .request(Request::from_parts(
+            parts,
+            Revocable::new(body, revoked.clone().cancelled_owned(), live.clone()),
+        ))
         .await
         .map_err(|err| AppError::Upstream(describe_upstream_error(&upstream, &err)))?;
 
@@ -232,17 +273,17 @@ async fn relay(
             ));
         };
         let app_upgrade = hyper::upgrade::on(&mut response);
+        let websocket = response
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        let (live, revoked) = (live.clone(), revoked.clone());
         tokio::spawn(async move {
             match tokio::try_join!(client_upgrade, app_upgrade) {
-                Ok((client, app)) => {
-                    let mut client = TokioIo::new(client);
-                    let mut app = TokioIo::new(app);
-                    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut app).await {
-                        tracing::debug!(%err, "upgraded connection ended");
-                    }
-                }
+                Ok((client, app)) => splice::splice(client, app, websocket, revoked).await,
                 Err(err) => tracing::debug!(%err, "upgrade did not complete"),
             }
+            drop(live);
         });
     }
     let (mut parts, body) = response.into_parts();

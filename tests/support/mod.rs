@@ -280,15 +280,20 @@ impl Conn {
     }
 
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Reply {
-        self.sender.ready().await.expect("connection still open");
-        let response = self.sender.send_request(req).await.unwrap();
+        self.try_send(req).await.expect("connection still open")
+    }
+
+    /// Like `send`, but a closed connection is an error, not a panic.
+    pub async fn try_send(&mut self, req: Request<Full<Bytes>>) -> Result<Reply, hyper::Error> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(req).await?;
         let (parts, body) = response.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Reply {
+        let body = body.collect().await?.to_bytes();
+        Ok(Reply {
             status: parts.status,
             headers: parts.headers,
             body,
-        }
+        })
     }
 
     pub fn is_closed(&self) -> bool {

@@ -1,0 +1,62 @@
+//! A body that ends with an error the moment its admission is revoked, so a
+//! long response (server-sent events, a slow download) or a long upload stops
+//! when the rules stop admitting its caller.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::body::{Body, Frame, SizeHint};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::live::LiveHandle;
+use crate::respond::BoxError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("access to this port was revoked")]
+pub struct Revoked;
+
+pub struct Revocable<B> {
+    inner: B,
+    revoked: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Keeps the admission registered while the body is alive.
+    _live: Arc<LiveHandle>,
+}
+
+impl<B> Revocable<B> {
+    pub fn new(inner: B, revoked: WaitForCancellationFutureOwned, live: Arc<LiveHandle>) -> Self {
+        Revocable {
+            inner,
+            revoked: Box::pin(revoked),
+            _live: live,
+        }
+    }
+}
+
+impl<B> Body for Revocable<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if self.revoked.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Box::new(Revoked))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
