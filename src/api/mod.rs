@@ -98,18 +98,14 @@ async fn port_share(
             Ok(respond::json(StatusCode::OK, &ShareList { shares }))
         }
         Method::POST => {
-            let body: UpsertRequest = read_json(req).await?;
-            let share = validate_upsert(&workspace, body)?;
+            let share = decode_upsert(&read_body(req).await?, &workspace)?;
             app.shares.upsert(share.clone());
             app.revoke();
             Ok(respond::json(StatusCode::OK, &ShareBody::from(share)))
         }
         _ => {
-            let body: DeleteRequest = read_json(req).await?;
-            let removed = u16::try_from(body.port).ok().and_then(|port| {
-                app.shares
-                    .remove(&ShareKey::new(workspace_id, &body.agent_name, port))
-            });
+            let removed = decode_delete(&read_body(req).await?, workspace_id)?
+                .and_then(|key| app.shares.remove(&key));
             match removed {
                 Some(_) => {
                     app.revoke();
@@ -124,8 +120,10 @@ async fn port_share(
     }
 }
 
-/// Coder's checks, in Coder's order.
-fn validate_upsert(workspace: &Workspace, body: UpsertRequest) -> Result<Share, ApiError> {
+/// Decodes and checks a `POST` body for `workspace`: Coder's checks, in
+/// Coder's order.
+pub fn decode_upsert(body: &[u8], workspace: &Workspace) -> Result<Share, ApiError> {
+    let body: UpsertRequest = decode_json(body)?;
     let level = body
         .share_level
         .parse::<ShareLevel>()
@@ -170,8 +168,17 @@ fn validate_upsert(workspace: &Workspace, body: UpsertRequest) -> Result<Share, 
     })
 }
 
-/// Reads a JSON body of at most `MAX_BODY_BYTES`.
-async fn read_json<T: DeserializeOwned + Default>(req: Request<Incoming>) -> Result<T, ApiError> {
+/// Decodes a `DELETE` body into the key it names; `None` when the port
+/// cannot name any share.
+pub fn decode_delete(body: &[u8], workspace_id: Uuid) -> Result<Option<ShareKey>, ApiError> {
+    let body: DeleteRequest = decode_json(body)?;
+    Ok(u16::try_from(body.port)
+        .ok()
+        .map(|port| ShareKey::new(workspace_id, &body.agent_name, port)))
+}
+
+/// Reads a request body of at most `MAX_BODY_BYTES`.
+async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
             .detail(format!("The limit is {MAX_BODY_BYTES} bytes."))
@@ -184,21 +191,22 @@ async fn read_json<T: DeserializeOwned + Default>(req: Request<Incoming>) -> Res
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+    match Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
     {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(err) => {
-            return Err(
-                ApiError::new(StatusCode::BAD_REQUEST, "Request body could not be read.")
-                    .detail(err.to_string()),
-            );
-        }
-    };
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(err) => Err(
+            ApiError::new(StatusCode::BAD_REQUEST, "Request body could not be read.")
+                .detail(err.to_string()),
+        ),
+    }
+}
+
+fn decode_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     // `null` decodes to the zero value, as in Coder.
-    serde_json::from_slice::<Option<T>>(&bytes)
+    serde_json::from_slice::<Option<T>>(bytes)
         .map(Option::unwrap_or_default)
         .map_err(|err| {
             ApiError::new(StatusCode::BAD_REQUEST, "Request body must be valid JSON.")

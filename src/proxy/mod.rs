@@ -9,7 +9,7 @@
 //! 5. strip what portshare consumed, add forwarding headers, relay the request
 //!    and its body as a stream, and splice upgraded connections.
 
-mod headers;
+pub mod headers;
 mod revocable;
 mod splice;
 
