@@ -155,7 +155,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Syntax {
             path: "<inline>".to_string(),
-            message: err.to_string().trim_end().to_string(),
+            message: describe_toml_error(text, &err),
         })?;
         raw.validate()
     }
@@ -186,6 +186,23 @@ impl Config {
     pub fn workspaces(&self) -> impl Iterator<Item = &Arc<Workspace>> {
         self.workspaces_by_id.values()
     }
+}
+
+/// One line: where, what, and the offending line (which names the key).
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    let Some(span) = err.span() else {
+        return message.to_string();
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |at| at + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |at| start + at);
+    let line_no = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    format!(
+        "line {line_no}, column {column}: {message} (in `{}`)",
+        text[line_start..line_end].trim()
+    )
 }
 
 fn parse_uuid(key: &str, raw: &str) -> Result<Uuid, ConfigError> {

@@ -107,10 +107,45 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
         let local = listener.local_addr().map_or(listen, |addr| addr);
         tracing::info!(address = %local, wildcard = %config.wildcard.suffix(), "portshare listening");
         let app = Arc::new(App::new(config));
+        #[cfg(unix)]
+        tokio::spawn(reload_on_sighup(app.clone(), path));
         portshare::server::serve(app, listener, shutdown_signal(), drain).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// SIGHUP reloads users, workspaces and agents from the config file. An
+/// invalid file is refused with a logged reason and the rules in force stay.
+#[cfg(unix)]
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGHUP; config reload is off");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        match Config::load(&path) {
+            Ok(config) => {
+                let listen = app.config.load().listen;
+                if config.listen != listen {
+                    tracing::warn!(
+                        old = %listen,
+                        new = %config.listen,
+                        "`listen` changed: it applies at the next restart"
+                    );
+                }
+                app.replace_config(config);
+                tracing::info!(path = %path.display(), "config reloaded");
+            }
+            Err(err) => {
+                tracing::error!(reason = %err, "config reload refused; the previous config stays in force");
+            }
+        }
+    }
 }
 
 fn init_logging() {

@@ -7,7 +7,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use portshare::config::Config;
@@ -120,56 +121,146 @@ fn hash_token_prints_lowercase_sha256_of_stdin() {
     );
 }
 
+/// `portshare serve` running as a child process, its stderr read line by line.
+struct Served {
+    child: Child,
+    address: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Served {
+    fn start(config: &Path) -> Served {
+        let mut child = bin()
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut served = Served {
+            child,
+            address: String::new(),
+            lines,
+        };
+        let line = served.wait_for("portshare listening");
+        served.address = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("address="))
+            .expect("the listening line names the address")
+            .to_string();
+        served
+    }
+
+    /// The next log line containing `needle` (within 20 s).
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line containing {needle:?}");
+    }
+
+    /// A raw HTTP/1.1 exchange; returns the whole response text.
+    fn exchange(&self, head: &str) -> String {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config_on_port_zero(dir: &tempfile::TempDir) -> (PathBuf, String) {
+    let text = std::fs::read_to_string(example_config())
+        .unwrap()
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
+    (write_config(dir, &text), text)
+}
+
 /// `serve` logs the address it listens on, answers on it, and exits 0 on SIGTERM.
 #[test]
 fn serve_logs_its_address_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(example_config())
-        .unwrap()
-        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
-    let path = write_config(&dir, &text);
-    let mut child = bin()
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut address = None;
-    let mut line = String::new();
-    while address.is_none() && Instant::now() < deadline {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if line.contains("portshare listening") {
-            address = line
-                .split_whitespace()
-                .find_map(|word| word.strip_prefix("address="))
-                .map(str::to_string);
-        }
-    }
-    let address = address.expect("a log line with the listening address");
-
-    let mut stream = TcpStream::connect(&address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let (path, _) = config_on_port_zero(&dir);
+    let mut served = Served::start(&path);
+    let response =
+        served.exchange("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(response.ends_with("\r\n\r\nok\n"), "{response}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
+    served.signal("TERM");
+    let status = served.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+const DEV_SHARES: &str = "/api/v2/workspaces/4c6cc635-bec5-45b7-a5e3-f8b2d05c1713/port-share";
+
+fn list_shares_as(served: &Served, token: &str) -> String {
+    served.exchange(&format!(
+        "GET {DEV_SHARES} HTTP/1.1\r\nHost: localhost\r\nCoder-Session-Token: {token}\r\nConnection: close\r\n\r\n"
+    ))
+}
+
+/// SIGHUP applies a new config to the next request; an invalid one is refused
+/// with its reason logged, and the rules in force stay.
+#[test]
+fn sighup_reloads_users_and_keeps_the_old_config_when_the_new_one_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = config_on_port_zero(&dir);
+    let served = Served::start(&path);
+    assert!(list_shares_as(&served, "dave-token").starts_with("HTTP/1.1 401 "));
+
+    let dave = format!(
+        "{text}\n[[users]]\nid = \"5d0c4a6e-8f1b-4c2d-9e3f-a4b5c6d7e8f9\"\nusername = \"dave\"\nsite_admin = true\ntoken_sha256 = [\"{}\"]\n",
+        portshare::identity::TokenHash::of("dave-token").to_hex()
+    );
+    std::fs::write(&path, &dave).unwrap();
+    served.signal("HUP");
+    served.wait_for("config reloaded");
+    let listed = list_shares_as(&served, "dave-token");
+    assert!(listed.starts_with("HTTP/1.1 200 OK\r\n"), "{listed}");
+    assert!(listed.ends_with("\r\n\r\n{\"shares\":[]}"), "{listed}");
+
+    std::fs::write(
+        &path,
+        dave.replace("site_admin = true", "site_admin = \"yes\""),
+    )
+    .unwrap();
+    served.signal("HUP");
+    let refused = served.wait_for("config reload refused");
+    assert!(refused.contains("site_admin"), "{refused}");
+    let listed = list_shares_as(&served, "dave-token");
+    assert!(listed.starts_with("HTTP/1.1 200 OK\r\n"), "{listed}");
 }
