@@ -8,7 +8,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -21,31 +20,13 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::apps::{self, closed_port, echoed, echoed_headers, pattern_byte, spawn_app};
-use support::{ALICE, BOB, CAROL, Conn, Portshare, Setup, app_host, request};
+use support::{
+    ALICE, BOB, CAROL, Conn, Portshare, Setup, TEST_LIMIT, app_host, bounded, request, within,
+};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-/// How long any single wait may take before the test fails.
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Upper bound for a whole test.
-const TEST_LIMIT: Duration = Duration::from_secs(60);
-
 const MIB: usize = 1024 * 1024;
-
-/// Runs a test body, failing it when it does not finish within `limit`.
-async fn bounded(limit: Duration, test: impl Future<Output = ()>) {
-    tokio::time::timeout(limit, test)
-        .await
-        .expect("the test did not finish in time");
-}
-
-/// Awaits `fut`, failing the test after `WAIT`.
-async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
 
 fn get(host: &str, path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     request(Method::GET, host, path, headers, Bytes::new())

@@ -4,91 +4,11 @@
 
 mod support;
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use futures_util::{SinkExt, StreamExt};
 use support::apps::{WsApp, spawn_ws_echo};
-use support::{ALICE, Portshare, app_host};
-use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Response as WsResponse;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-
-/// How long any single wait may take before the test fails.
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Upper bound for a whole test.
-const TEST_LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs a test body, failing it when it does not finish within `TEST_LIMIT`.
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_LIMIT, test)
-        .await
-        .expect("the test did not finish in time");
-}
-
-/// Awaits `fut`, failing the test after `WAIT`.
-async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-type Ws = WebSocketStream<TcpStream>;
-
-/// Opens a WebSocket through portshare at `addr` to the app at `host`,
-/// optionally with a session token header. Also returns the
-/// `Sec-WebSocket-Key` that was sent.
-async fn connect(
-    addr: SocketAddr,
-    host: &str,
-    token: Option<&str>,
-) -> (Result<(Ws, WsResponse), WsError>, String) {
-    let mut req = format!("ws://127.0.0.1:{}/chat?room=1", addr.port())
-        .into_client_request()
-        .unwrap();
-    let headers = req.headers_mut();
-    headers.insert("host", HeaderValue::from_str(host).unwrap());
-    if let Some(token) = token {
-        headers.insert("coder-session-token", HeaderValue::from_str(token).unwrap());
-    }
-    let key = headers["sec-websocket-key"].to_str().unwrap().to_string();
-    let stream = within("connect", TcpStream::connect(addr)).await.unwrap();
-    let result = within(
-        "the handshake",
-        tokio_tungstenite::client_async(req, stream),
-    )
-    .await;
-    (result, key)
-}
-
-/// Sends a text and a binary message and expects both back.
-async fn echo_round(ws: &mut Ws) {
-    within("sending text", ws.send(Message::Text("hello".into())))
-        .await
-        .unwrap();
-    let reply = within("the text echo", ws.next())
-        .await
-        .expect("the socket stayed open")
-        .unwrap();
-    assert_eq!(reply, Message::Text("hello".into()));
-
-    let bytes = vec![0u8, 1, 2, 254, 255];
-    within("sending binary", ws.send(Message::Binary(bytes.clone())))
-        .await
-        .unwrap();
-    let reply = within("the binary echo", ws.next())
-        .await
-        .expect("the socket stayed open")
-        .unwrap();
-    assert_eq!(reply, Message::Binary(bytes));
-
-    within("closing", ws.close(None)).await.unwrap();
-}
+use support::ws::{connect, echo_round};
+use support::{ALICE, Portshare, TEST_LIMIT, app_host, bounded};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::http::StatusCode;
 
 /// The handshake headers the app recorded, by index.
 fn handshake(app: &WsApp, index: usize) -> Vec<(String, String)> {
@@ -111,7 +31,7 @@ fn values(headers: &[(String, String)], name: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn websocket_echoes_through_public_share() {
-    bounded(async {
+    bounded(TEST_LIMIT, async {
         let ps = Portshare::start().await;
         let app = spawn_ws_echo().await;
         let host = app_host(app.port);
@@ -143,7 +63,7 @@ async fn websocket_echoes_through_public_share() {
 
 #[tokio::test]
 async fn websocket_to_owner_port_is_refused_before_upgrade() {
-    bounded(async {
+    bounded(TEST_LIMIT, async {
         let ps = Portshare::start().await;
         let app = spawn_ws_echo().await;
         let host = app_host(app.port);
@@ -166,7 +86,7 @@ async fn websocket_to_owner_port_is_refused_before_upgrade() {
 
 #[tokio::test]
 async fn websocket_as_owner_on_owner_port() {
-    bounded(async {
+    bounded(TEST_LIMIT, async {
         let ps = Portshare::start().await;
         let app = spawn_ws_echo().await;
         let host = app_host(app.port);

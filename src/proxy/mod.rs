@@ -291,10 +291,8 @@ async fn relay(
     // the reply into an HTTP/1.0 one.
     parts.version = client_version;
     headers::strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(
-        parts,
-        body.map_err(Into::into).boxed(),
-    ))
+    let body = Revocable::new(body, revoked.cancelled_owned(), live);
+    Ok(Response::from_parts(parts, body.boxed()))
 }
 
 fn describe_upstream_error(upstream: &str, err: &hyper_util::client::legacy::Error) -> String {

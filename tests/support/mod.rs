@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod apps;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,26 @@ use portshare::App;
 use portshare::config::Config;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Upper bound for a whole test.
+pub const TEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs a test body, failing it when it does not finish within `limit`.
+pub async fn bounded(limit: Duration, test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(limit, test)
+        .await
+        .expect("the test did not finish in time");
+}
+
+/// Awaits `fut`, failing the test after `WAIT`.
+pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
 
 pub const ALICE: &str = "alice-test-token";
 pub const BOB: &str = "bob-test-token";
