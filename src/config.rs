@@ -24,7 +24,7 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("config file {path} is not valid TOML: {message}")]
+    #[error("config file {path}: {message}")]
     Syntax { path: String, message: String },
     #[error("config key `{key}`: {problem}")]
     Invalid { key: String, problem: String },

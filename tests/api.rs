@@ -272,6 +272,10 @@ async fn post_with_a_body_that_does_not_decode_is_invalid_json() {
         r#"{"agent_name":"main","port":"80","share_level":"public"}"#,
         r#"{"agent_name":"main","port":99999999999,"share_level":"public"}"#,
         r#"{"agent_name":"main","port":2147483648,"share_level":"public"}"#,
+        // The fields in order, as an array: not the object the API takes.
+        r#"["main",8080,"public","http"]"#,
+        "[]",
+        "42",
     ] {
         assert_invalid_json(&post(&ps, ALICE, DEV, body).await, body);
     }

@@ -205,11 +205,16 @@ async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
 }
 
 fn decode_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
-    // `null` decodes to the zero value, as in Coder.
+    let invalid = |detail: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, "Request body must be valid JSON.").detail(detail)
+    };
+    // Only an object (or `null`, the zero value, as in Coder): serde would
+    // otherwise also take an array of the fields in order.
+    let start = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if !matches!(start, Some(b'{') | Some(b'n')) {
+        return Err(invalid("expected a JSON object".to_string()));
+    }
     serde_json::from_slice::<Option<T>>(bytes)
         .map(Option::unwrap_or_default)
-        .map_err(|err| {
-            ApiError::new(StatusCode::BAD_REQUEST, "Request body must be valid JSON.")
-                .detail(err.to_string())
-        })
+        .map_err(|err| invalid(err.to_string()))
 }
