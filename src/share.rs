@@ -80,6 +80,37 @@ impl FromStr for Protocol {
     }
 }
 
+/// Who answers cross-origin requests to a shared port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CorsMode {
+    /// portshare answers preflights itself, allows the forwarded ports of the
+    /// same owner (with credentials) and strips the app's own CORS headers.
+    #[default]
+    Managed,
+    /// Preflights go to the app unauthenticated and the app's CORS headers
+    /// pass through untouched.
+    Passthru,
+}
+
+impl FromStr for CorsMode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "managed" => Ok(CorsMode::Managed),
+            "passthru" => Ok(CorsMode::Passthru),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What a share sets for its port, as the request path reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareRule {
+    pub level: ShareLevel,
+    pub cors: CorsMode,
+}
+
 /// The identity of a share: protocol and level are not part of it.
 ///
 /// `agent` is the agent name lowercased, because hostnames are case-insensitive
@@ -109,6 +140,7 @@ pub struct Share {
     pub port: u16,
     pub level: ShareLevel,
     pub protocol: Protocol,
+    pub cors: CorsMode,
 }
 
 impl Share {
@@ -130,7 +162,15 @@ impl ShareTable {
 
     /// The level set for a port; `None` when the port has no share.
     pub fn level(&self, key: &ShareKey) -> Option<ShareLevel> {
-        self.shares.get(key).map(|share| share.level)
+        self.rule(key).map(|rule| rule.level)
+    }
+
+    /// Level and CORS mode of a port; `None` when the port has no share.
+    pub fn rule(&self, key: &ShareKey) -> Option<ShareRule> {
+        self.shares.get(key).map(|share| ShareRule {
+            level: share.level,
+            cors: share.cors,
+        })
     }
 
     /// Inserts or replaces the share with this key; returns the one it replaced.
@@ -178,6 +218,7 @@ mod tests {
             port,
             level,
             protocol: Protocol::Http,
+            cors: CorsMode::Managed,
         }
     }
 

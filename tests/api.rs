@@ -35,6 +35,7 @@ fn share(workspace: &str, agent: &str, port: u16, level: &str, protocol: &str) -
         "port": port,
         "share_level": level,
         "protocol": protocol,
+        "cors": "managed",
     })
 }
 
@@ -826,6 +827,45 @@ async fn other_methods_on_the_share_path_are_405_with_allow() {
             method.as_str(),
         );
         assert_eq!(reply.header("allow"), Some("GET, POST, DELETE"), "{method}");
+    }
+    assert_eq!(list(&ps, DEV).await, json!({ "shares": [] }));
+}
+
+// portshare's extension: a per-share CORS mode, optional on the wire.
+
+#[tokio::test]
+async fn cors_mode_is_accepted_returned_and_listed() {
+    let ps = Portshare::start().await;
+    let body = r#"{"agent_name":"main","port":8080,"share_level":"public","cors":"passthru"}"#;
+    let reply = post(&ps, ALICE, DEV, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let mut want = share(DEV, "main", 8080, "public", "http");
+    want["cors"] = json!("passthru");
+    assert_eq!(reply.json(), want);
+    assert_eq!(list(&ps, DEV).await, json!({ "shares": [want] }));
+
+    // Upserting without the field (as Coder's clients do) goes back to managed.
+    let body = r#"{"agent_name":"main","port":8080,"share_level":"public"}"#;
+    let reply = post(&ps, ALICE, DEV, body).await;
+    assert_eq!(reply.json(), share(DEV, "main", 8080, "public", "http"));
+}
+
+#[tokio::test]
+async fn unknown_cors_mode_is_400() {
+    let ps = Portshare::start().await;
+    for mode in ["\"open\"", "\"Managed\"", "\"\""] {
+        let body =
+            format!(r#"{{"agent_name":"main","port":8080,"share_level":"public","cors":{mode}}}"#);
+        let reply = post(&ps, ALICE, DEV, &body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            reply.json(),
+            json!({
+                "message": "CORS mode not allowed.",
+                "detail": "Use \"managed\" (the default) or \"passthru\".",
+                "validations": [{"field": "cors", "detail": "CORS mode not allowed."}],
+            })
+        );
     }
     assert_eq!(list(&ps, DEV).await, json!({ "shares": [] }));
 }

@@ -16,7 +16,7 @@ use crate::App;
 use crate::config::Workspace;
 use crate::identity::{self, Caller};
 use crate::respond::{self, ApiError, Body};
-use crate::share::{Protocol, Share, ShareKey, ShareLevel};
+use crate::share::{CorsMode, Protocol, Share, ShareKey, ShareLevel};
 use types::{DeleteRequest, ShareBody, ShareList, UpsertRequest};
 
 /// Largest request body the API reads.
@@ -147,6 +147,14 @@ pub fn decode_upsert(body: &[u8], workspace: &Workspace) -> Result<Share, ApiErr
                 .on_field("protocol")
         })?,
     };
+    let cors = match body.cors.as_deref() {
+        None => CorsMode::Managed,
+        Some(raw) => raw.parse::<CorsMode>().map_err(|()| {
+            ApiError::new(StatusCode::BAD_REQUEST, "CORS mode not allowed.")
+                .detail("Use \"managed\" (the default) or \"passthru\".")
+                .on_field("cors")
+        })?,
+    };
     if level > workspace.max_share_level {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -165,6 +173,7 @@ pub fn decode_upsert(body: &[u8], workspace: &Workspace) -> Result<Share, ApiErr
         port,
         level,
         protocol,
+        cors,
     })
 }
 

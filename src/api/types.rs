@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::share::{Protocol, Share, ShareLevel};
+use crate::share::{CorsMode, Protocol, Share, ShareLevel};
 
 /// `POST` body. Every field is optional on the wire, as in Coder's Go client,
 /// where a missing field is its zero value and fails the matching check.
@@ -17,6 +17,8 @@ pub struct UpsertRequest {
     pub share_level: String,
     /// Absent (or null) means `http`.
     pub protocol: Option<String>,
+    /// portshare's extension: `managed` (absent or null) or `passthru`.
+    pub cors: Option<String>,
 }
 
 /// `DELETE` body.
@@ -34,6 +36,7 @@ pub struct ShareBody {
     pub port: u16,
     pub share_level: ShareLevel,
     pub protocol: Protocol,
+    pub cors: CorsMode,
 }
 
 impl From<Share> for ShareBody {
@@ -44,6 +47,7 @@ impl From<Share> for ShareBody {
             port: share.port,
             share_level: share.level,
             protocol: share.protocol,
+            cors: share.cors,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! 5. strip what portshare consumed, add forwarding headers, relay the request
 //!    and its body as a stream, and splice upgraded connections.
 
+mod cors;
 pub mod headers;
 mod revocable;
 mod splice;
@@ -31,11 +32,11 @@ use tokio_util::sync::CancellationToken;
 use crate::App;
 use crate::access::{self, Decision, Reason};
 use crate::apphost::{AppHost, parse_subdomain};
-use crate::config::Config;
+use crate::config::{Agent, Config, Workspace};
 use crate::identity::{self, APP_COOKIE, Caller};
-use crate::live::{Admission, ConnWatch};
+use crate::live::{Admission, ConnWatch, LiveHandle};
 use crate::respond::{self, AppError, Body};
-use crate::share::ShareKey;
+use crate::share::{CorsMode, ShareKey, ShareRule};
 use revocable::Revocable;
 
 pub use headers::is_upgrade;
@@ -69,7 +70,37 @@ pub struct Target<'a> {
 pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Response<Body> {
     let config = app.config.load_full();
     let html = respond::wants_html(req.headers());
-    let outcome = match admit(app, &config, &target, &req) {
+    let host = match parse_subdomain(target.subdomain) {
+        Ok(host) => host,
+        Err(err) => return AppError::from(err).into_response(html),
+    };
+    let origin = cors::trusted_origin(&config.wildcard, req.headers(), host.user);
+    let resolved = config
+        .workspace_by_owner(host.user, host.workspace)
+        .and_then(|ws| ws.agent(host.agent).map(|agent| (ws.as_ref(), agent)));
+    let key = resolved.map(|(workspace, agent)| ShareKey {
+        workspace_id: workspace.id,
+        agent: agent.key.clone(),
+        port: host.port,
+    });
+    let rule = key.as_ref().and_then(|key| app.shares.rule(key));
+    let cors_mode = rule.map_or(CorsMode::Managed, |rule| rule.cors);
+
+    if cors::is_preflight(req.method(), req.headers()) {
+        // Preflights carry no credentials: they are answered without the
+        // access check, by portshare (managed) or by the app (passthru).
+        return match (cors_mode, resolved) {
+            (CorsMode::Passthru, Some((_, agent))) if !host.https => {
+                let upstream = format!("{}:{}", agent.upstream_host, host.port);
+                relay(app, &target, upstream, req, None)
+                    .await
+                    .unwrap_or_else(|err| err.into_response(html))
+            }
+            _ => cors::preflight(origin, req.headers()),
+        };
+    }
+
+    let outcome = match admit(&config, &target, &req, &host, resolved, key, rule) {
         Ok(Admitted::Relay {
             upstream,
             admission,
@@ -81,7 +112,14 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
             let live = Arc::new(app.live.register(admission.clone(), revoked.clone()));
             if admission.still_admitted(&app.config.load(), &app.shares) {
                 target.conn.admitted(&app.live, &admission);
-                relay(app, &target, upstream, req, live, revoked).await
+                relay(app, &target, upstream, req, Some((live, revoked)))
+                    .await
+                    .map(|mut response| {
+                        if cors_mode == CorsMode::Managed {
+                            cors::manage(response.headers_mut(), origin.clone());
+                        }
+                        response
+                    })
             } else if admission.token.is_some() {
                 Err(AppError::NotFound)
             } else {
@@ -91,7 +129,11 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
         Ok(Admitted::Respond(response)) => Ok(response),
         Err(err) => Err(err),
     };
-    outcome.unwrap_or_else(|err| err.into_response(html))
+    outcome.unwrap_or_else(|err| {
+        let mut response = err.into_response(html);
+        cors::expose(response.headers_mut(), origin);
+        response
+    })
 }
 
 enum Admitted {
@@ -102,15 +144,18 @@ enum Admitted {
     Respond(Response<Body>),
 }
 
+/// Identifies the caller and decides. `resolved` is the workspace and agent
+/// the host names, if they exist; `rule` the port's share, if any.
 fn admit(
-    app: &App,
     config: &Config,
     target: &Target<'_>,
     req: &Request<Incoming>,
+    host: &AppHost<'_>,
+    resolved: Option<(&Workspace, &Agent)>,
+    key: Option<ShareKey>,
+    rule: Option<ShareRule>,
 ) -> Result<Admitted, AppError> {
-    let host: AppHost<'_> = parse_subdomain(target.subdomain)?;
-    let query = req.uri().query();
-    let identified = identity::app_caller(&config.tokens, req.headers(), query);
+    let identified = identity::app_caller(&config.tokens, req.headers(), req.uri().query());
     let caller = identified.caller;
 
     if let Caller::User(_) = caller
@@ -120,22 +165,14 @@ fn admit(
         return Ok(Admitted::Respond(response));
     }
 
-    let resolved = config
-        .workspace_by_owner(host.user, host.workspace)
-        .and_then(|ws| ws.agent(host.agent).map(|agent| (ws, agent)));
-    let Some((workspace, agent)) = resolved else {
+    let (Some((workspace, agent)), Some(key)) = (resolved, key) else {
         // An anonymous caller learns nothing about which names exist.
         return Err(match caller {
             Caller::Anonymous => AppError::SignInRequired,
             Caller::User(_) => AppError::NotFound,
         });
     };
-    let key = ShareKey {
-        workspace_id: workspace.id,
-        agent: agent.key.clone(),
-        port: host.port,
-    };
-    match access::decide(app.shares.level(&key), &caller, workspace) {
+    match access::decide(rule.map(|rule| rule.level), &caller, workspace) {
         Decision::Allow => {}
         Decision::Deny(Reason::NotShared) => return Err(AppError::NotFound),
         Decision::Deny(Reason::SignInRequired) => {
@@ -225,9 +262,13 @@ async fn relay(
     target: &Target<'_>,
     upstream: String,
     mut req: Request<Incoming>,
-    live: Arc<crate::live::LiveHandle>,
-    revoked: CancellationToken,
+    admitted: Option<(Arc<LiveHandle>, CancellationToken)>,
 ) -> Result<Response<Body>, AppError> {
+    // An unauthenticated relay (a passthru preflight) has nothing to revoke.
+    let (live, revoked) = match admitted {
+        Some((live, revoked)) => (Some(live), revoked),
+        None => (None, CancellationToken::new()),
+    };
     let client_version = req.version();
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));

@@ -21,11 +21,15 @@ pub struct Revocable<B> {
     inner: B,
     revoked: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Keeps the admission registered while the body is alive.
-    _live: Arc<LiveHandle>,
+    _live: Option<Arc<LiveHandle>>,
 }
 
 impl<B> Revocable<B> {
-    pub fn new(inner: B, revoked: WaitForCancellationFutureOwned, live: Arc<LiveHandle>) -> Self {
+    pub fn new(
+        inner: B,
+        revoked: WaitForCancellationFutureOwned,
+        live: Option<Arc<LiveHandle>>,
+    ) -> Self {
         Revocable {
             inner,
             revoked: Box::pin(revoked),

@@ -5,6 +5,9 @@
 //! - `/upload`: reads the body as a stream, signals `first_chunk` on its first
 //!   bytes, answers `{"bytes", "sha256"}`;
 //! - `/sse`: one event, then waits for `release`, then a second event and the end;
+//! - `/cors...`: an app with its own CORS policy for `https://portal.example.com`
+//!   (answers `OPTIONS` itself with `204`, adds its `Access-Control-*` headers
+//!   to the echo);
 //! - anything else: echoes what it received as JSON
 //!   `{"method", "uri", "version", "headers": [[name, value]...], "body"}`.
 //!
@@ -167,40 +170,66 @@ async fn serve(
                 .body(channel_body(rx))
                 .unwrap()
         }
-        _ => {
-            let method = req.method().to_string();
-            let uri = req.uri().to_string();
-            let version = format!("{:?}", req.version());
-            let headers: Vec<(String, String)> = req
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let reply = serde_json::json!({
-                "method": method,
-                "uri": uri,
-                "version": version,
-                "headers": headers,
-                "body": String::from_utf8_lossy(&body),
-            });
+        path if path.starts_with("/cors") && req.method() == hyper::Method::OPTIONS => {
             Response::builder()
-                .header("content-type", "application/json")
-                .header("x-app", "echo")
-                .body(full(reply.to_string()))
+                .status(204)
+                .header("access-control-allow-origin", APP_OWN_ORIGIN)
+                .header("access-control-allow-methods", "GET, PUT")
+                .header("access-control-allow-headers", "x-portal")
+                .header("access-control-allow-credentials", "true")
+                .header("x-app", "preflight")
+                .body(full(Bytes::new()))
                 .unwrap()
         }
+        path if path.starts_with("/cors") => {
+            let mut response = echo(req).await;
+            let headers = response.headers_mut();
+            headers.insert(
+                "access-control-allow-origin",
+                APP_OWN_ORIGIN.parse().unwrap(),
+            );
+            headers.insert("access-control-allow-credentials", "true".parse().unwrap());
+            response
+        }
+        _ => echo(req).await,
     }
+}
+
+/// The external origin the `/cors` app allows on its own.
+pub const APP_OWN_ORIGIN: &str = "https://portal.example.com";
+
+async fn echo(req: Request<Incoming>) -> Response<AppBody> {
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let version = format!("{:?}", req.version());
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let reply = serde_json::json!({
+        "method": method,
+        "uri": uri,
+        "version": version,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .header("x-app", "echo")
+        .body(full(reply.to_string()))
+        .unwrap()
 }
 
 /// Headers of the echo reply as `(name, value)` pairs.
