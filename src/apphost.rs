@@ -72,9 +72,12 @@ pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
+    let bracketed = host.starts_with('[');
     let plausible = !host.is_empty()
         && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'.' | b'_')
+                || (bracketed && matches!(b, b'[' | b']' | b':'))
         });
     if !plausible {
         return None;
@@ -304,6 +307,8 @@ mod tests {
             None
         );
         assert_eq!(normalize_host("user@host"), None);
+        assert_eq!(normalize_host("host:80:80"), None);
+        assert_eq!(normalize_host("[::1]:8080").as_deref(), Some("[::1]"));
         assert_eq!(normalize_host("h\u{e9}st"), None);
     }
 

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -44,10 +45,23 @@ struct RawConfig {
     wildcard_host: Option<String>,
     sign_in_url: Option<String>,
     #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     users: Vec<RawUser>,
     #[serde(default)]
     workspaces: Vec<RawWorkspace>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    failed_tokens_per_minute: Option<u32>,
+}
+
+/// Default of `limits.failed_tokens_per_minute`.
+pub const DEFAULT_FAILED_TOKENS_PER_MINUTE: u32 = 30;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +144,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub wildcard: Wildcard,
     pub sign_in_url: Option<String>,
+    /// Peers whose `X-Forwarded-*` headers are believed and extended.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Failed token attempts allowed per client address and minute; 0: no limit.
+    pub failed_tokens_per_minute: u32,
     pub tokens: TokenIndex,
     users_by_name: HashMap<String, Arc<User>>,
     workspaces_by_id: HashMap<Uuid, Arc<Workspace>>,
@@ -167,6 +185,10 @@ impl Config {
         } else {
             self.users_by_name.get(username)
         }
+    }
+
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
     pub fn workspace(&self, id: Uuid) -> Option<&Arc<Workspace>> {
@@ -294,6 +316,22 @@ impl RawConfig {
             }
         }
 
+        let mut trusted_proxies = Vec::with_capacity(self.trusted_proxies.len());
+        for (i, raw) in self.trusted_proxies.iter().enumerate() {
+            let net = raw
+                .parse::<IpNet>()
+                .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        format!("trusted_proxies[{i}]"),
+                        format!(
+                            "{raw:?} is not an IP address or CIDR block such as \"10.0.0.0/8\""
+                        ),
+                    )
+                })?;
+            trusted_proxies.push(net);
+        }
+
         let mut users_by_name: HashMap<String, Arc<User>> = HashMap::new();
         let mut user_ids = HashSet::new();
         let mut tokens = TokenIndex::default();
@@ -417,6 +455,11 @@ impl RawConfig {
             listen,
             wildcard,
             sign_in_url: self.sign_in_url,
+            trusted_proxies,
+            failed_tokens_per_minute: self
+                .limits
+                .failed_tokens_per_minute
+                .unwrap_or(DEFAULT_FAILED_TOKENS_PER_MINUTE),
             tokens,
             users_by_name,
             workspaces_by_id,

@@ -96,23 +96,35 @@ impl TokenIndex {
     }
 
     /// The first candidate that is a valid token, trying at most a few.
-    fn first_user<'a, 't>(
-        &'a self,
-        candidates: impl Iterator<Item = Cow<'t, str>>,
-    ) -> Option<(&'a Arc<User>, TokenHash)> {
-        candidates.take(MAX_CANDIDATES).find_map(|token| {
+    fn identify<'t>(&self, candidates: impl Iterator<Item = Cow<'t, str>>) -> Identified {
+        let mut presented = false;
+        for token in candidates.take(MAX_CANDIDATES) {
+            presented = true;
             let hash = TokenHash::of(&token);
-            self.user_for_hash(&hash).map(|user| (user, hash))
-        })
+            if let Some(user) = self.user_for_hash(&hash) {
+                return Identified {
+                    caller: Caller::User(user.clone()),
+                    token: Some(hash),
+                    presented,
+                };
+            }
+        }
+        Identified {
+            caller: Caller::Anonymous,
+            token: None,
+            presented,
+        }
     }
 }
 
-/// The caller of a forwarded-port request and the token that identified
-/// them, so that an open connection can be re-checked when tokens change.
+/// The caller of a request and the token that identified them, so that an
+/// open connection can be re-checked when tokens change.
 #[derive(Debug, Clone)]
 pub struct Identified {
     pub caller: Caller,
     pub token: Option<TokenHash>,
+    /// Whether the request carried any token at all (valid or not).
+    pub presented: bool,
 }
 
 /// The caller of one request.
@@ -178,16 +190,13 @@ fn bearer_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// The caller of an API request. Tokens are tried in Coder's order: cookie,
 /// query parameter, header, then `Authorization: Bearer`.
-pub fn api_caller(tokens: &TokenIndex, headers: &HeaderMap, query: Option<&str>) -> Caller {
+pub fn api_caller(tokens: &TokenIndex, headers: &HeaderMap, query: Option<&str>) -> Identified {
     let candidates = cookies(headers, SESSION_COOKIE)
         .map(Cow::Borrowed)
         .chain(query_values(query, SESSION_QUERY))
         .chain(header_values(headers, SESSION_HEADER).map(Cow::Borrowed))
         .chain(bearer_tokens(headers).map(Cow::Borrowed));
-    match tokens.first_user(candidates) {
-        Some((user, _)) => Caller::User(user.clone()),
-        None => Caller::Anonymous,
-    }
+    tokens.identify(candidates)
 }
 
 /// The caller of a forwarded-port request: the session header, the session
@@ -199,16 +208,7 @@ pub fn app_caller(tokens: &TokenIndex, headers: &HeaderMap, query: Option<&str>)
         .chain(cookies(headers, APP_COOKIE))
         .map(Cow::Borrowed)
         .chain(query_values(query, SESSION_QUERY));
-    match tokens.first_user(candidates) {
-        Some((user, hash)) => Identified {
-            caller: Caller::User(user.clone()),
-            token: Some(hash),
-        },
-        None => Identified {
-            caller: Caller::Anonymous,
-            token: None,
-        },
-    }
+    tokens.identify(candidates)
 }
 
 /// A valid token in the query string, for the browser hand-off.
@@ -260,7 +260,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer good"));
         assert_eq!(username(&app_caller(&index, &headers, None).caller), None);
-        assert_eq!(username(&api_caller(&index, &headers, None)), Some("alice"));
+        assert_eq!(
+            username(&api_caller(&index, &headers, None).caller),
+            Some("alice")
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod identity;
 pub mod live;
 pub mod proxy;
+pub mod ratelimit;
 pub mod respond;
 pub mod server;
 pub mod share;
@@ -33,6 +34,7 @@ pub struct App {
     pub client: UpstreamClient,
     /// Open exchanges and connections, re-checked after every rule change.
     pub live: Arc<LiveSet>,
+    pub failed_tokens: ratelimit::FailedTokens,
 }
 
 impl App {
@@ -42,6 +44,7 @@ impl App {
             shares: ShareTable::new(),
             client: proxy::upstream_client(),
             live: Arc::new(LiveSet::default()),
+            failed_tokens: ratelimit::FailedTokens::default(),
         }
     }
 
@@ -50,6 +53,28 @@ impl App {
     pub fn replace_config(&self, config: Config) {
         self.config.store(Arc::new(config));
         self.revoke();
+    }
+
+    /// The brute-force guard for a request from `client` whose token
+    /// candidates were `identified`: `Err(wait)` when the client must wait
+    /// (whatever the token), otherwise a failed attempt is counted.
+    pub fn guard_tokens(
+        &self,
+        config: &Config,
+        client: std::net::IpAddr,
+        identified: &identity::Identified,
+    ) -> Result<(), std::time::Duration> {
+        if !identified.presented {
+            return Ok(());
+        }
+        let per_minute = config.failed_tokens_per_minute;
+        if let Some(wait) = self.failed_tokens.retry_after(client, per_minute) {
+            return Err(wait);
+        }
+        if identified.token.is_none() {
+            self.failed_tokens.record_failure(client, per_minute);
+        }
+        Ok(())
     }
 
     /// Closes what the rules in force no longer admit; call after every change

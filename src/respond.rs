@@ -1,6 +1,8 @@
 //! Every response portshare writes itself: bodies, JSON, and the one mapping
 //! from a failure to a status, a message and a format (JSON or HTML).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 use hyper::header::{self, HeaderValue};
@@ -67,6 +69,9 @@ pub struct ApiError {
     pub detail: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub validations: Vec<Validation>,
+    /// Sent as `Retry-After` (seconds).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -76,6 +81,20 @@ impl ApiError {
             message: message.into(),
             detail: None,
             validations: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// `429` for a client that failed too many tokens.
+    pub fn too_many_attempts(wait: Duration) -> ApiError {
+        let seconds = retry_seconds(wait);
+        ApiError {
+            retry_after: Some(wait),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed sign-in attempts from this address.",
+            )
+            .detail(format!("Try again in {seconds} seconds."))
         }
     }
 
@@ -94,7 +113,8 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        challenge_if_unauthorized(json(self.status, &self))
+        let response = challenge_if_unauthorized(json(self.status, &self));
+        with_retry_after(response, self.retry_after)
     }
 }
 
@@ -114,6 +134,13 @@ pub enum AppError {
     NotFound,
     #[error("Bad Gateway")]
     Upstream(String),
+    #[error("Too many failed sign-in attempts from this address.")]
+    TooManyAttempts(Duration),
+}
+
+/// Whole seconds to wait, rounded up, at least one.
+fn retry_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl AppError {
@@ -123,17 +150,24 @@ impl AppError {
             AppError::SignInRequired => StatusCode::UNAUTHORIZED,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
-    fn detail(&self) -> Option<&str> {
+    fn detail(&self) -> Option<String> {
         match self {
             AppError::SignInRequired => Some(
                 "This port is not public. Send a session token in the Coder-Session-Token header, \
-                 or open it in a browser after signing in.",
+                 or open it in a browser after signing in."
+                    .to_string(),
             ),
-            AppError::NotFound => Some("The application does not exist or is not shared with you."),
-            AppError::Upstream(reason) => Some(reason),
+            AppError::NotFound => {
+                Some("The application does not exist or is not shared with you.".to_string())
+            }
+            AppError::Upstream(reason) => Some(reason.clone()),
+            AppError::TooManyAttempts(wait) => {
+                Some(format!("Try again in {} seconds.", retry_seconds(*wait)))
+            }
             _ => None,
         }
     }
@@ -142,25 +176,40 @@ impl AppError {
     pub fn into_response(self, html: bool) -> Response<Body> {
         let status = self.status();
         let message = self.to_string();
-        if html {
-            let detail = self.detail().map(html_escape).unwrap_or_default();
-            let page = format!(
-                "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{status_text}</title></head>\
-                 <body><h1>{message}</h1><p>{detail}</p><hr><p>portshare</p></body></html>\n",
-                status_text = status.canonical_reason().unwrap_or("Error"),
-                message = html_escape(&message),
-            );
-            challenge_if_unauthorized(with_body(status, "text/html; charset=utf-8", full(page)))
-        } else {
-            ApiError {
-                status,
-                message,
-                detail: self.detail().map(str::to_string),
-                validations: Vec::new(),
-            }
-            .into_response()
+        let retry_after = match self {
+            AppError::TooManyAttempts(wait) => Some(wait),
+            _ => None,
+        };
+        let error = ApiError {
+            status,
+            message,
+            detail: self.detail(),
+            validations: Vec::new(),
+            retry_after,
+        };
+        if !html {
+            return error.into_response();
         }
+        let page = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{status_text}</title></head>\
+             <body><h1>{message}</h1><p>{detail}</p><hr><p>portshare</p></body></html>\n",
+            status_text = status.canonical_reason().unwrap_or("Error"),
+            message = html_escape(&error.message),
+            detail = error.detail.as_deref().map(html_escape).unwrap_or_default(),
+        );
+        let response =
+            challenge_if_unauthorized(with_body(status, "text/html; charset=utf-8", full(page)));
+        with_retry_after(response, retry_after)
     }
+}
+
+fn with_retry_after(mut response: Response<Body>, wait: Option<Duration>) -> Response<Body> {
+    if let Some(wait) = wait {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_seconds(wait)));
+    }
+    response
 }
 
 /// A 401 names the scheme that would have worked (RFC 9110, section 15.5.2).

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::App;
 use crate::apphost::normalize_host;
 use crate::live::ConnWatch;
+use crate::proxy::headers::forwarded_client;
 use crate::proxy::{self, Target};
 use crate::respond::{AppError, Body, wants_html};
 
@@ -153,11 +154,17 @@ async fn route(
         Ok(authority) => authority.map(str::to_string),
         Err(err) => return err.into_response(wants_html(req.headers())),
     };
+    let config = app.config.load();
+    let via_trusted_proxy = config.is_trusted_proxy(peer.ip());
+    let client = if via_trusted_proxy {
+        forwarded_client(req.headers(), peer.ip(), |ip| config.is_trusted_proxy(ip))
+    } else {
+        peer.ip()
+    };
     if let Some(authority) = authority.as_deref() {
         let Some(host) = normalize_host(authority) else {
             return AppError::InvalidHost.into_response(wants_html(req.headers()));
         };
-        let config = app.config.load();
         if let Some(subdomain) = config.wildcard.subdomain(&host) {
             let subdomain = subdomain.to_string();
             drop(config);
@@ -165,11 +172,14 @@ async fn route(
                 subdomain: &subdomain,
                 authority,
                 peer,
+                client,
+                via_trusted_proxy,
                 scheme: "http",
                 conn,
             };
             return proxy::handle(app, target, req).await;
         }
     }
-    crate::api::handle(app, req).await
+    drop(config);
+    crate::api::handle(app, client, req).await
 }

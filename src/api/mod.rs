@@ -5,6 +5,8 @@
 
 mod types;
 
+use std::net::IpAddr;
+
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -24,7 +26,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 const NOT_FOUND_OR_HIDDEN: &str = "Resource not found or you do not have access to this resource";
 
-pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+/// `client` is the caller's address (for the brute-force guard).
+pub async fn handle(app: &App, client: IpAddr, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     if path == "/healthz" {
         return match *req.method() {
@@ -43,7 +46,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
         return method_not_allowed("GET, POST, DELETE");
     }
     let raw_workspace = raw_workspace.to_string();
-    match port_share(app, req, &raw_workspace).await {
+    match port_share(app, client, req, &raw_workspace).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
@@ -60,12 +63,15 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
 
 async fn port_share(
     app: &App,
+    client: IpAddr,
     req: Request<Incoming>,
     raw_workspace: &str,
 ) -> Result<Response<Body>, ApiError> {
     let config = app.config.load_full();
-    let caller = identity::api_caller(&config.tokens, req.headers(), req.uri().query());
-    let Caller::User(user) = caller else {
+    let identified = identity::api_caller(&config.tokens, req.headers(), req.uri().query());
+    app.guard_tokens(&config, client, &identified)
+        .map_err(ApiError::too_many_attempts)?;
+    let Caller::User(user) = identified.caller else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "You must be signed in: no valid session token was sent.",

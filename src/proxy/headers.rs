@@ -109,15 +109,36 @@ fn is_token_param(raw_name: &str) -> bool {
             .is_some_and(|(name, _)| name == SESSION_QUERY)
 }
 
-/// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
-/// `X-Forwarded-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &'static str, host: &str) {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let prior: Vec<String> = headers
-        .get_all(&xff)
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Sets the forwarding headers the app sees. From a trusted proxy the chain
+/// is extended: the peer is appended to `X-Forwarded-For` and the proxy's
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` are kept. From anyone else
+/// whatever the client sent is replaced, so it cannot pose as another address.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    trusted: bool,
+    proto: &'static str,
+    host: &str,
+) {
+    if !trusted {
+        for name in [
+            &X_FORWARDED_FOR,
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &FORWARDED,
+        ] {
+            headers.remove(name);
+        }
+    }
+    let prior: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .map(str::to_string)
         .collect();
     let chain = if prior.is_empty() {
         peer.to_string()
@@ -125,15 +146,39 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &'static str,
         format!("{}, {peer}", prior.join(", "))
     };
     if let Ok(value) = HeaderValue::from_str(&chain) {
-        headers.insert(xff, value);
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
-    if let Ok(value) = HeaderValue::from_str(host) {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Ok(value) = HeaderValue::from_str(host)
+    {
+        headers.insert(X_FORWARDED_HOST, value);
+    }
+}
+
+/// The client behind a trusted proxy: the rightmost `X-Forwarded-For` entry
+/// that is not itself a trusted proxy; the peer when there is none.
+pub fn forwarded_client(
+    headers: &HeaderMap,
+    peer: IpAddr,
+    is_trusted: impl Fn(IpAddr) -> bool,
+) -> IpAddr {
+    let entries: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    for entry in entries.into_iter().rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => break,
+        }
+    }
+    peer
 }
 
 #[cfg(test)]
@@ -173,6 +218,49 @@ mod tests {
         assert_eq!(headers.get(header::COOKIE).unwrap(), "a=1; b=2");
         assert!(!headers.contains_key(SESSION_HEADER));
         assert_eq!(headers.get(header::AUTHORIZATION).unwrap(), "Bearer app");
+    }
+
+    #[test]
+    fn forwarding_headers_are_replaced_unless_the_peer_is_trusted() {
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        let spoofed = || {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+            headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+            headers.insert("x-forwarded-host", HeaderValue::from_static("bank.example"));
+            headers.insert("forwarded", HeaderValue::from_static("for=1.2.3.4"));
+            headers
+        };
+        let mut headers = spoofed();
+        set_forwarded(&mut headers, peer, false, "http", "app.localhost");
+        assert_eq!(headers.get("x-forwarded-for").unwrap(), "10.0.0.5");
+        assert_eq!(headers.get("x-forwarded-proto").unwrap(), "http");
+        assert_eq!(headers.get("x-forwarded-host").unwrap(), "app.localhost");
+        assert!(!headers.contains_key("forwarded"));
+
+        let mut headers = spoofed();
+        set_forwarded(&mut headers, peer, true, "http", "app.localhost");
+        assert_eq!(headers.get("x-forwarded-for").unwrap(), "1.2.3.4, 10.0.0.5");
+        assert_eq!(headers.get("x-forwarded-proto").unwrap(), "https");
+        assert_eq!(headers.get("x-forwarded-host").unwrap(), "bank.example");
+    }
+
+    #[test]
+    fn client_behind_trusted_proxies_is_the_rightmost_untrusted_entry() {
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted = |ip: IpAddr| ip.to_string().starts_with("10.");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("9.9.9.9, 1.2.3.4, 10.0.0.9"),
+        );
+        assert_eq!(
+            forwarded_client(&headers, peer, trusted).to_string(),
+            "1.2.3.4"
+        );
+        assert_eq!(forwarded_client(&HeaderMap::new(), peer, trusted), peer);
+        headers.insert("x-forwarded-for", HeaderValue::from_static("junk"));
+        assert_eq!(forwarded_client(&headers, peer, trusted), peer);
     }
 
     #[test]

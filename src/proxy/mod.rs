@@ -14,7 +14,7 @@ pub mod headers;
 mod revocable;
 mod splice;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -61,6 +61,10 @@ pub struct Target<'a> {
     /// The authority as the client sent it (for `Host` and redirects).
     pub authority: &'a str,
     pub peer: SocketAddr,
+    /// The caller's address: the peer, or the client a trusted proxy names.
+    pub client: IpAddr,
+    /// Whether the peer is a trusted proxy (its `X-Forwarded-*` are kept).
+    pub via_trusted_proxy: bool,
     /// `"http"` or `"https"`: how the client reached portshare.
     pub scheme: &'static str,
     /// The client connection the request came on.
@@ -100,7 +104,7 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
         };
     }
 
-    let outcome = match admit(&config, &target, &req, &host, resolved, key, rule) {
+    let outcome = match admit(app, &config, &target, &req, &host, resolved, key, rule) {
         Ok(Admitted::Relay {
             upstream,
             admission,
@@ -146,7 +150,9 @@ enum Admitted {
 
 /// Identifies the caller and decides. `resolved` is the workspace and agent
 /// the host names, if they exist; `rule` the port's share, if any.
+#[allow(clippy::too_many_arguments)]
 fn admit(
+    app: &App,
     config: &Config,
     target: &Target<'_>,
     req: &Request<Incoming>,
@@ -156,6 +162,8 @@ fn admit(
     rule: Option<ShareRule>,
 ) -> Result<Admitted, AppError> {
     let identified = identity::app_caller(&config.tokens, req.headers(), req.uri().query());
+    app.guard_tokens(config, target.client, &identified)
+        .map_err(AppError::TooManyAttempts)?;
     let caller = identified.caller;
 
     if let Caller::User(_) = caller
@@ -296,7 +304,13 @@ async fn relay(
     {
         headers.insert(header::HOST, host);
     }
-    headers::add_forwarded(headers, target.peer.ip(), target.scheme, target.authority);
+    headers::set_forwarded(
+        headers,
+        target.peer.ip(),
+        target.via_trusted_proxy,
+        target.scheme,
+        target.authority,
+    );
 
     let mut response = app
         .client

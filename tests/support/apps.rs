@@ -15,6 +15,7 @@
 //! headers it received.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -65,6 +66,8 @@ pub struct TestApp {
     pub first_chunk: Arc<Notify>,
     /// `/sse` waits for this before its second event.
     pub release: Arc<Notify>,
+    /// How many requests the app has received.
+    pub requests: Arc<AtomicUsize>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -72,15 +75,17 @@ pub async fn spawn_app() -> TestApp {
     let port = listener.local_addr().unwrap().port();
     let first_chunk = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
-    let (first, rel) = (first_chunk.clone(), release.clone());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (first, rel, count) = (first_chunk.clone(), release.clone(), requests.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (first, rel) = (first.clone(), rel.clone());
+            let (first, rel, count) = (first.clone(), rel.clone(), count.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
+                    count.fetch_add(1, Ordering::SeqCst);
                     let (first, rel) = (first.clone(), rel.clone());
                     async move { Ok::<_, Infallible>(serve(req, first, rel).await) }
                 });
@@ -94,6 +99,7 @@ pub async fn spawn_app() -> TestApp {
         port,
         first_chunk,
         release,
+        requests,
     }
 }
 

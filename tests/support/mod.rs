@@ -64,6 +64,8 @@ fn sha256_hex(token: &str) -> String {
 pub struct Setup {
     pub dev_max_level: &'static str,
     pub sign_in_url: Option<&'static str>,
+    pub trusted_proxies: &'static [&'static str],
+    pub failed_tokens_per_minute: Option<u32>,
 }
 
 impl Default for Setup {
@@ -71,6 +73,8 @@ impl Default for Setup {
         Setup {
             dev_max_level: "public",
             sign_in_url: None,
+            trusted_proxies: &[],
+            failed_tokens_per_minute: None,
         }
     }
 }
@@ -79,10 +83,14 @@ impl Setup {
     /// alice (acme, owner of `dev` and `capped`), bob (acme, owner of `lab`),
     /// carol (globex), admin (site admin, no organization).
     pub fn toml(&self) -> String {
-        let sign_in = self
+        let mut sign_in = self
             .sign_in_url
             .map(|url| format!("sign_in_url = \"{url}\"\n"))
             .unwrap_or_default();
+        sign_in.push_str(&format!("trusted_proxies = {:?}\n", self.trusted_proxies));
+        if let Some(limit) = self.failed_tokens_per_minute {
+            sign_in.push_str(&format!("[limits]\nfailed_tokens_per_minute = {limit}\n"));
+        }
         format!(
             r#"listen = "127.0.0.1:0"
 wildcard_host = "*.apps.localhost"
