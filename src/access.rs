@@ -137,4 +137,38 @@ mod tests {
         );
         assert_eq!(decide(Some(Public), &user(OWNER, "x", false), &ws), ALLOW);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn level() -> impl Strategy<Value = ShareLevel> {
+            prop::sample::select(ShareLevel::ALL.to_vec())
+        }
+
+        proptest! {
+            /// Whatever the share and the cap, an anonymous caller is admitted
+            /// exactly when the level in force is public.
+            #[test]
+            fn anonymous_is_admitted_only_to_public(share in prop::option::of(level()), max in level()) {
+                let ws = workspace(max);
+                let in_force = share.unwrap_or(Owner).capped_at(max);
+                let decision = decide(share, &Caller::Anonymous, &ws);
+                prop_assert_eq!(decision == ALLOW, in_force == Public);
+                if in_force != Public {
+                    prop_assert_eq!(decision, SIGN_IN);
+                }
+            }
+
+            /// A signed-in stranger (not owner, not admin, not in the
+            /// organization) never reaches an owner or organization port.
+            #[test]
+            fn strangers_never_reach_narrow_levels(share in prop::option::of(level()), max in level(), id in 2u128..1000) {
+                let ws = workspace(max);
+                let in_force = share.unwrap_or(Owner).capped_at(max);
+                let decision = decide(share, &user(id, "globex", false), &ws);
+                prop_assert_eq!(decision == ALLOW, in_force >= Authenticated);
+            }
+        }
+    }
 }

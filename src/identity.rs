@@ -283,6 +283,20 @@ mod tests {
     }
 
     #[test]
+    fn only_a_few_candidates_are_tried() {
+        let index = index();
+        let mut line: Vec<String> = (0..MAX_CANDIDATES)
+            .map(|i| format!("coder_session_token=stale{i}"))
+            .collect();
+        line.push("coder_session_token=good".to_string());
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_str(&line.join("; ")).unwrap());
+        let identified = app_caller(&index, &headers, None);
+        assert!(matches!(identified.caller, Caller::Anonymous));
+        assert!(identified.presented);
+    }
+
+    #[test]
     fn query_token_is_percent_decoded() {
         let index = index();
         let headers = HeaderMap::new();

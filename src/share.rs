@@ -281,4 +281,56 @@ mod tests {
         );
         assert!(table.list(Uuid::from_u128(1)).is_empty());
     }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Upsert(&'static str, u16, ShareLevel),
+            Remove(&'static str, u16),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let agent = prop::sample::select(vec!["main", "MAIN", "Main", "web"]);
+            let level = prop::sample::select(ShareLevel::ALL.to_vec());
+            prop_oneof![
+                (agent.clone(), 9u16..13, level).prop_map(|(a, p, l)| Op::Upsert(a, p, l)),
+                (agent, 9u16..13).prop_map(|(a, p)| Op::Remove(a, p)),
+            ]
+        }
+
+        proptest! {
+            /// The table behaves like a map keyed by (lowercased agent, port).
+            #[test]
+            fn table_matches_a_model_map(ops in prop::collection::vec(op(), 0..60)) {
+                let table = ShareTable::new();
+                let mut model: BTreeMap<(String, u16), ShareLevel> = BTreeMap::new();
+                for op in ops {
+                    match op {
+                        Op::Upsert(agent, port, level) => {
+                            let replaced = table.upsert(share(agent, port, level)).map(|s| s.level);
+                            let expected = model.insert((agent.to_ascii_lowercase(), port), level);
+                            prop_assert_eq!(replaced, expected);
+                        }
+                        Op::Remove(agent, port) => {
+                            let removed = table.remove(&ShareKey::new(Uuid::nil(), agent, port)).map(|s| s.level);
+                            let expected = model.remove(&(agent.to_ascii_lowercase(), port));
+                            prop_assert_eq!(removed, expected);
+                        }
+                    }
+                    prop_assert_eq!(table.len(), model.len());
+                    for ((agent, port), level) in &model {
+                        prop_assert_eq!(table.level(&ShareKey::new(Uuid::nil(), agent, *port)), Some(*level));
+                    }
+                    let listed: Vec<u16> = table.list(Uuid::nil()).iter().map(|s| s.port).collect();
+                    let mut sorted = listed.clone();
+                    sorted.sort_unstable();
+                    prop_assert_eq!(listed, sorted);
+                }
+            }
+        }
+    }
 }
