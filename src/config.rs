@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -29,6 +29,8 @@ pub enum ConfigError {
     Syntax { path: String, message: String },
     #[error("config key `{key}`: {problem}")]
     Invalid { key: String, problem: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
@@ -48,10 +50,26 @@ struct RawConfig {
     trusted_proxies: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
+    tls: Option<RawTls>,
     #[serde(default)]
     users: Vec<RawUser>,
     #[serde(default)]
     workspaces: Vec<RawWorkspace>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// PEM files for TLS termination; relative paths are relative to the config
+/// file's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +166,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Failed token attempts allowed per client address and minute; 0: no limit.
     pub failed_tokens_per_minute: u32,
+    /// When set, `listen` speaks TLS only.
+    pub tls: Option<TlsFiles>,
     pub tokens: TokenIndex,
     users_by_name: HashMap<String, Arc<User>>,
     workspaces_by_id: HashMap<Uuid, Arc<Workspace>>,
@@ -161,13 +181,18 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text).map_err(|err| match err {
+        let mut config = Config::parse(&text).map_err(|err| match err {
             ConfigError::Syntax { message, .. } => ConfigError::Syntax {
                 path: path.display().to_string(),
                 message,
             },
             other => other,
-        })
+        })?;
+        if let (Some(tls), Some(folder)) = (config.tls.as_mut(), path.parent()) {
+            tls.cert = folder.join(&tls.cert);
+            tls.key = folder.join(&tls.key);
+        }
+        Ok(config)
     }
 
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -460,6 +485,10 @@ impl RawConfig {
                 .limits
                 .failed_tokens_per_minute
                 .unwrap_or(DEFAULT_FAILED_TOKENS_PER_MINUTE),
+            tls: self.tls.map(|tls| TlsFiles {
+                cert: tls.cert,
+                key: tls.key,
+            }),
             tokens,
             users_by_name,
             workspaces_by_id,

@@ -16,6 +16,7 @@ pub mod ratelimit;
 pub mod respond;
 pub mod server;
 pub mod share;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use portshare::App;
-use portshare::config::Config;
+use portshare::config::{Config, ConfigError};
 use portshare::identity::TokenHash;
+use portshare::tls::Terminator;
 
 /// Exit code for a config that is missing or invalid.
 const EXIT_CONFIG: u8 = 2;
@@ -52,7 +53,10 @@ fn main() -> ExitCode {
             config,
             drain_seconds,
         } => serve(config, Duration::from_secs(drain_seconds)),
-        Command::CheckConfig { config } => match Config::load(&config) {
+        Command::CheckConfig { config } => match Config::load(&config).and_then(|loaded| {
+            load_tls(&loaded)?;
+            Ok(loaded)
+        }) {
             Ok(_) => {
                 println!("{}: valid", config.display());
                 ExitCode::SUCCESS
@@ -79,6 +83,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The TLS terminator the config asks for, with its certificate loaded.
+fn load_tls(config: &Config) -> Result<Option<Arc<Terminator>>, ConfigError> {
+    match &config.tls {
+        None => Ok(None),
+        Some(files) => Ok(Some(Arc::new(Terminator::load(&files.cert, &files.key)?))),
+    }
+}
+
 fn serve(path: PathBuf, drain: Duration) -> ExitCode {
     init_logging();
     let config = match Config::load(&path) {
@@ -95,6 +107,13 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tls = match load_tls(&config) {
+        Ok(tls) => tls,
+        Err(err) => {
+            eprintln!("portshare: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     runtime.block_on(async move {
         let listen = config.listen;
         let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -105,11 +124,12 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
             }
         };
         let local = listener.local_addr().map_or(listen, |addr| addr);
-        tracing::info!(address = %local, wildcard = %config.wildcard.suffix(), "portshare listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %local, scheme, wildcard = %config.wildcard.suffix(), "portshare listening");
         let app = Arc::new(App::new(config));
         #[cfg(unix)]
-        tokio::spawn(reload_on_sighup(app.clone(), path));
-        portshare::server::serve(app, listener, shutdown_signal(), drain).await;
+        tokio::spawn(reload_on_sighup(app.clone(), path, tls.clone()));
+        portshare::server::serve(app, listener, tls, shutdown_signal(), drain).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
@@ -118,7 +138,7 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
 /// SIGHUP reloads users, workspaces and agents from the config file. An
 /// invalid file is refused with a logged reason and the rules in force stay.
 #[cfg(unix)]
-async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf, tls: Option<Arc<Terminator>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = match signal(SignalKind::hangup()) {
         Ok(hangup) => hangup,
@@ -128,6 +148,15 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
         }
     };
     while hangup.recv().await.is_some() {
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(err) => tracing::error!(
+                    reason = %err,
+                    "TLS certificate reload refused; the certificate in use stays"
+                ),
+            }
+        }
         match Config::load(&path) {
             Ok(config) => {
                 let listen = app.config.load().listen;

@@ -13,7 +13,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,15 +24,20 @@ use crate::live::ConnWatch;
 use crate::proxy::headers::forwarded_client;
 use crate::proxy::{self, Target};
 use crate::respond::{AppError, Body, wants_html};
+use crate::tls::Terminator;
 
 /// How long a client may take to send the request head (slowloris guard).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client may take to finish the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` completes, then stops accepting and gives open
 /// connections up to `drain` to finish.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    tls: Option<Arc<Terminator>>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
@@ -60,13 +66,23 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                connections.spawn(serve_connection(
-                    app.clone(),
-                    builder.clone(),
-                    stream,
-                    peer,
-                    stopping.clone(),
-                ));
+                let (app, builder, stopping) = (app.clone(), builder.clone(), stopping.clone());
+                match tls.clone() {
+                    None => {
+                        connections.spawn(serve_connection(app, builder, stream, peer, "http", stopping));
+                    }
+                    Some(tls) => {
+                        connections.spawn(async move {
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => {
+                                    serve_connection(app, builder, stream, peer, "https", stopping).await;
+                                }
+                                Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }
@@ -89,19 +105,22 @@ pub async fn serve(
 /// Serves one connection until it ends. Closes it gracefully (in-flight
 /// requests finish, idle keep-alive ends) when the server stops or when the
 /// rules stop admitting the caller its last request was admitted for.
-async fn serve_connection(
+async fn serve_connection<I>(
     app: Arc<App>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
+    stream: I,
     peer: SocketAddr,
+    scheme: &'static str,
     stopping: CancellationToken,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let watch = Arc::new(ConnWatch::default());
     let service = {
         let watch = watch.clone();
         service_fn(move |req| {
             let (app, watch) = (app.clone(), watch.clone());
-            async move { Ok::<_, Infallible>(route(&app, peer, &watch, req).await) }
+            async move { Ok::<_, Infallible>(route(&app, peer, scheme, &watch, req).await) }
         })
     };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -147,6 +166,7 @@ fn authority(req: &Request<Incoming>) -> Result<Option<&str>, AppError> {
 async fn route(
     app: &App,
     peer: SocketAddr,
+    scheme: &'static str,
     conn: &ConnWatch,
     req: Request<Incoming>,
 ) -> Response<Body> {
@@ -174,7 +194,7 @@ async fn route(
                 peer,
                 client,
                 via_trusted_proxy,
-                scheme: "http",
+                scheme,
                 conn,
             };
             return proxy::handle(app, target, req).await;

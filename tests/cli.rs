@@ -264,3 +264,30 @@ fn sighup_reloads_users_and_keeps_the_old_config_when_the_new_one_is_invalid() {
     let listed = list_shares_as(&served, "dave-token");
     assert!(listed.starts_with("HTTP/1.1 200 OK\r\n"), "{listed}");
 }
+
+#[test]
+fn unreadable_tls_certificate_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, text) = config_on_port_zero(&dir);
+    let text = text.replace(
+        "wildcard_host = \"*.apps.localhost\"",
+        "wildcard_host = \"*.apps.localhost\"\n\n[tls]\ncert = \"missing.pem\"\nkey = \"missing-key.pem\"\n",
+    );
+    let path = write_config(&dir, &text);
+    let out = bin()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let missing = dir.path().join("missing.pem");
+    assert!(
+        stderr.starts_with(&format!(
+            "portshare: config key `tls.cert`: cannot read certificates from {}:",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening"));
+}

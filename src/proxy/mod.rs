@@ -168,7 +168,7 @@ fn admit(
 
     if let Caller::User(_) = caller
         && is_navigation(req)
-        && let Some(response) = hand_off(config, req)
+        && let Some(response) = hand_off(config, target, req)
     {
         return Ok(Admitted::Respond(response));
     }
@@ -221,7 +221,11 @@ fn is_cookie_safe(value: &str) -> bool {
 }
 
 /// `303` to the same URL without the token, setting the app cookie.
-fn hand_off(config: &Config, req: &Request<Incoming>) -> Option<Response<Body>> {
+fn hand_off(
+    config: &Config,
+    target: &Target<'_>,
+    req: &Request<Incoming>,
+) -> Option<Response<Body>> {
     let token = identity::query_token(&config.tokens, req.uri().query())?;
     if !is_cookie_safe(&token) {
         return None;
@@ -231,7 +235,14 @@ fn hand_off(config: &Config, req: &Request<Incoming>) -> Option<Response<Body>> 
         Some(rest) => format!("{path}?{rest}"),
         None => path.to_string(),
     };
-    let cookie = format!("{APP_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
+    // Secure when the browser reached portshare over TLS, so the cookie
+    // never travels in clear text afterwards.
+    let secure = if target.scheme == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{APP_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}");
     let mut response = Response::new(respond::empty());
     *response.status_mut() = StatusCode::SEE_OTHER;
     let headers = response.headers_mut();

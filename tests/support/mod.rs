@@ -181,6 +181,18 @@ impl Portshare {
     }
 
     pub async fn start_with(setup: Setup) -> Portshare {
+        Portshare::start_serving(setup, None).await
+    }
+
+    /// Starts portshare speaking TLS only, with `tls`'s certificate.
+    pub async fn start_tls(setup: Setup, tls: Arc<portshare::tls::Terminator>) -> Portshare {
+        Portshare::start_serving(setup, Some(tls)).await
+    }
+
+    async fn start_serving(
+        setup: Setup,
+        tls: Option<Arc<portshare::tls::Terminator>>,
+    ) -> Portshare {
         let config = Config::parse(&setup.toml()).expect("test config is valid");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -189,6 +201,7 @@ impl Portshare {
         tokio::spawn(portshare::server::serve(
             app.clone(),
             listener,
+            tls,
             async move {
                 let _ = rx.await;
             },
