@@ -44,6 +44,7 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    metrics_listen: Option<String>,
     wildcard_host: Option<String>,
     sign_in_url: Option<String>,
     #[serde(default)]
@@ -160,6 +161,9 @@ impl Workspace {
 #[derive(Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// A separate plain-HTTP listener for `/metrics` (and the health checks);
+    /// when set, the main listener does not serve `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
     pub wildcard: Wildcard,
     pub sign_in_url: Option<String>,
     /// Peers whose `X-Forwarded-*` headers are believed and extended.
@@ -320,6 +324,16 @@ impl RawConfig {
             )
         })?;
 
+        let metrics_listen = match &self.metrics_listen {
+            None => None,
+            Some(raw) => Some(raw.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "metrics_listen",
+                    format!("{raw:?} is not an address:port such as \"127.0.0.1:9090\""),
+                )
+            })?),
+        };
+
         let wildcard_raw = self.wildcard_host.ok_or_else(|| {
             invalid(
                 "wildcard_host",
@@ -478,6 +492,7 @@ impl RawConfig {
 
         Ok(Config {
             listen,
+            metrics_listen,
             wildcard,
             sign_in_url: self.sign_in_url,
             trusted_proxies,

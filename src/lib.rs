@@ -11,6 +11,7 @@ pub mod apphost;
 pub mod config;
 pub mod identity;
 pub mod live;
+pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 pub mod respond;
@@ -36,6 +37,7 @@ pub struct App {
     /// Open exchanges and connections, re-checked after every rule change.
     pub live: Arc<LiveSet>,
     pub failed_tokens: ratelimit::FailedTokens,
+    pub metrics: metrics::Metrics,
 }
 
 impl App {
@@ -46,6 +48,7 @@ impl App {
             client: proxy::upstream_client(),
             live: Arc::new(LiveSet::default()),
             failed_tokens: ratelimit::FailedTokens::default(),
+            metrics: metrics::Metrics::default(),
         }
     }
 

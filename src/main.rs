@@ -27,6 +27,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: the share API and the forwarded ports on one listener.
@@ -36,6 +42,9 @@ enum Command {
         /// How long in-flight requests may run after SIGTERM or SIGINT.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         drain_seconds: u64,
+        /// Log format: human-readable text, or one JSON object per line.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Validate a config file: exit 0 if valid, 2 with the reason if not.
     CheckConfig {
@@ -52,7 +61,11 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             drain_seconds,
-        } => serve(config, Duration::from_secs(drain_seconds)),
+            log_format,
+        } => {
+            init_logging(log_format);
+            serve(config, Duration::from_secs(drain_seconds))
+        }
         Command::CheckConfig { config } => match Config::load(&config).and_then(|loaded| {
             load_tls(&loaded)?;
             Ok(loaded)
@@ -92,7 +105,6 @@ fn load_tls(config: &Config) -> Result<Option<Arc<Terminator>>, ConfigError> {
 }
 
 fn serve(path: PathBuf, drain: Duration) -> ExitCode {
-    init_logging();
     let config = match Config::load(&path) {
         Ok(config) => config,
         Err(err) => {
@@ -126,10 +138,32 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
         let local = listener.local_addr().map_or(listen, |addr| addr);
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %local, scheme, wildcard = %config.wildcard.suffix(), "portshare listening");
+        let metrics_listener = match config.metrics_listen {
+            None => None,
+            Some(address) => match tokio::net::TcpListener::bind(address).await {
+                Ok(listener) => {
+                    tracing::info!(address = %address, "metrics listening");
+                    Some(listener)
+                }
+                Err(err) => {
+                    eprintln!("portshare: cannot listen on {address} (metrics_listen): {err}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
         let app = Arc::new(App::new(config));
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(app.clone(), path, tls.clone()));
+        let stopping = tokio_util::sync::CancellationToken::new();
+        if let Some(listener) = metrics_listener {
+            tokio::spawn(portshare::server::serve_probes(
+                app.clone(),
+                listener,
+                stopping.clone().cancelled_owned(),
+            ));
+        }
         portshare::server::serve(app, listener, tls, shutdown_signal(), drain).await;
+        stopping.cancel();
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
@@ -177,14 +211,18 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf, tls: Option<Arc<Terminat
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -19,11 +19,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::App;
+use crate::api::{Probe, serve_probe};
 use crate::apphost::normalize_host;
 use crate::live::ConnWatch;
 use crate::proxy::headers::forwarded_client;
 use crate::proxy::{self, Target};
-use crate::respond::{AppError, Body, wants_html};
+use crate::respond::{ApiError, AppError, Body, wants_html};
 use crate::tls::Terminator;
 
 /// How long a client may take to send the request head (slowloris guard).
@@ -115,6 +116,7 @@ async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let _open = app.metrics.connection_opened();
     let watch = Arc::new(ConnWatch::default());
     let service = {
         let watch = watch.clone();
@@ -202,4 +204,51 @@ async fn route(
     }
     drop(config);
     crate::api::handle(app, client, req).await
+}
+
+/// Serves only the operational endpoints (`/metrics`, `/healthz`, `/readyz`)
+/// over plain HTTP/1.1, for `metrics_listen`, until `shutdown` completes.
+pub async fn serve_probes(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!(%err, "metrics listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let app = app.clone();
+                async move {
+                    let probe = match req.uri().path() {
+                        "/metrics" => Some(Probe::Metrics),
+                        "/healthz" => Some(Probe::Health),
+                        "/readyz" => Some(Probe::Ready),
+                        _ => None,
+                    };
+                    Ok::<_, Infallible>(match probe {
+                        Some(probe) => serve_probe(&app, probe, req.method()),
+                        None => ApiError::new(hyper::StatusCode::NOT_FOUND, "Route not found.")
+                            .into_response(),
+                    })
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }

@@ -202,6 +202,15 @@ impl ShareTable {
         self.shares.len()
     }
 
+    /// How many shares there are of each level, in `ShareLevel::ALL` order.
+    pub fn count_by_level(&self) -> [usize; 4] {
+        let mut counts = [0; 4];
+        for entry in self.shares.iter() {
+            counts[entry.value().level as usize] += 1;
+        }
+        counts
+    }
+
     pub fn is_empty(&self) -> bool {
         self.shares.is_empty()
     }

@@ -4,28 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
 
 use portshare::config::Config;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_portshare"))
-}
-
-fn example_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/portshare.toml")
-}
-
-fn write_config(dir: &tempfile::TempDir, text: &str) -> PathBuf {
-    let path = dir.path().join("portshare.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use support::binary::{Served, bin, config_on_port_zero, example_config, write_config};
 
 #[test]
 fn example_config_parses_with_its_demo_users() {
@@ -119,94 +104,6 @@ fn hash_token_prints_lowercase_sha256_of_stdin() {
         String::from_utf8_lossy(&out.stdout),
         "bba775a1794a2ccaa524798e32cea98187c9a32d80433d760a92d449bfddff66\n"
     );
-}
-
-/// `portshare serve` running as a child process, its stderr read line by line.
-struct Served {
-    child: Child,
-    address: String,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Served {
-    fn start(config: &Path) -> Served {
-        let mut child = bin()
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut served = Served {
-            child,
-            address: String::new(),
-            lines,
-        };
-        let line = served.wait_for("portshare listening");
-        served.address = line
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("address="))
-            .expect("the listening line names the address")
-            .to_string();
-        served
-    }
-
-    /// The next log line containing `needle` (within 20 s).
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no log line containing {needle:?}");
-    }
-
-    /// A raw HTTP/1.1 exchange; returns the whole response text.
-    fn exchange(&self, head: &str) -> String {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(head.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    }
-
-    fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn config_on_port_zero(dir: &tempfile::TempDir) -> (PathBuf, String) {
-    let text = std::fs::read_to_string(example_config())
-        .unwrap()
-        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
-    (write_config(dir, &text), text)
 }
 
 /// `serve` logs the address it listens on, answers on it, and exits 0 on SIGTERM.

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::App;
-use crate::config::Workspace;
+use crate::config::{User, Workspace};
 use crate::identity::{self, Caller};
 use crate::respond::{self, ApiError, Body};
 use crate::share::{CorsMode, Protocol, Share, ShareKey, ShareLevel};
@@ -29,11 +29,14 @@ const NOT_FOUND_OR_HIDDEN: &str = "Resource not found or you do not have access 
 /// `client` is the caller's address (for the brute-force guard).
 pub async fn handle(app: &App, client: IpAddr, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
-    if path == "/healthz" {
-        return match *req.method() {
-            Method::GET | Method::HEAD => respond::text(StatusCode::OK, "ok\n"),
-            _ => method_not_allowed("GET, HEAD"),
-        };
+    let probe = match path {
+        "/healthz" => Some(Probe::Health),
+        "/readyz" => Some(Probe::Ready),
+        "/metrics" if app.config.load().metrics_listen.is_none() => Some(Probe::Metrics),
+        _ => None,
+    };
+    if let Some(probe) = probe {
+        return serve_probe(app, probe, req.method());
     }
     let Some(raw_workspace) = path
         .strip_prefix("/api/v2/workspaces/")
@@ -46,9 +49,43 @@ pub async fn handle(app: &App, client: IpAddr, req: Request<Incoming>) -> Respon
         return method_not_allowed("GET, POST, DELETE");
     }
     let raw_workspace = raw_workspace.to_string();
-    match port_share(app, client, req, &raw_workspace).await {
+    let method = req.method().clone();
+    let response = match port_share(app, client, req, &raw_workspace).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
+    };
+    app.metrics.record_api(&method, response.status().as_u16());
+    response
+}
+
+/// The operational endpoints.
+#[derive(Debug, Clone, Copy)]
+pub enum Probe {
+    /// `/healthz`: the process is alive.
+    Health,
+    /// `/readyz`: the config is loaded and the share table ready.
+    Ready,
+    /// `/metrics`: Prometheus text format.
+    Metrics,
+}
+
+pub fn serve_probe(app: &App, probe: Probe, method: &Method) -> Response<Body> {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return method_not_allowed("GET, HEAD");
+    }
+    match probe {
+        Probe::Health => respond::text(StatusCode::OK, "ok\n"),
+        // Config and shares are in memory before the listener accepts, so a
+        // process that answers is ready.
+        Probe::Ready => respond::text(StatusCode::OK, "ready\n"),
+        Probe::Metrics => {
+            let mut response = Response::new(respond::full(app.metrics.render(&app.shares)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
     }
 }
 
@@ -105,16 +142,18 @@ async fn port_share(
         }
         Method::POST => {
             let share = decode_upsert(&read_body(req).await?, &workspace)?;
-            app.shares.upsert(share.clone());
+            let before = app.shares.upsert(share.clone()).map(|old| old.level);
             app.revoke();
+            audit(&user, &share.key(), before, Some(share.level));
             Ok(respond::json(StatusCode::OK, &ShareBody::from(share)))
         }
         _ => {
             let removed = decode_delete(&read_body(req).await?, workspace_id)?
                 .and_then(|key| app.shares.remove(&key));
             match removed {
-                Some(_) => {
+                Some(share) => {
                     app.revoke();
+                    audit(&user, &share.key(), Some(share.level), None);
                     Ok(Response::new(respond::empty()))
                 }
                 None => Err(ApiError::new(
@@ -124,6 +163,22 @@ async fn port_share(
             }
         }
     }
+}
+
+/// One audit event per share change: who, which port, level before → after
+/// (`none` for no share).
+fn audit(actor: &User, key: &ShareKey, before: Option<ShareLevel>, after: Option<ShareLevel>) {
+    tracing::info!(
+        target: "portshare::audit",
+        actor = %actor.id,
+        actor_name = actor.username.as_str(),
+        workspace = %key.workspace_id,
+        agent = &*key.agent,
+        port = key.port,
+        before = before.map_or("none", ShareLevel::as_str),
+        after = after.map_or("none", ShareLevel::as_str),
+        "share changed"
+    );
 }
 
 /// Decodes and checks a `POST` body for `workspace`: Coder's checks, in

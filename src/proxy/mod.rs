@@ -15,7 +15,7 @@ mod revocable;
 mod splice;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -36,8 +36,9 @@ use crate::config::{Agent, Config, Workspace};
 use crate::identity::{self, APP_COOKIE, Caller};
 use crate::live::{Admission, ConnWatch, LiveHandle};
 use crate::respond::{self, AppError, Body};
-use crate::share::{CorsMode, ShareKey, ShareRule};
+use crate::share::{CorsMode, ShareKey, ShareLevel, ShareRule};
 use revocable::Revocable;
+use uuid::Uuid;
 
 pub use headers::is_upgrade;
 
@@ -71,7 +72,102 @@ pub struct Target<'a> {
     pub conn: &'a ConnWatch,
 }
 
+/// What one forwarded request came to: the access log's and the metrics'
+/// classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outcome {
+    /// Relayed to the app.
+    Allowed,
+    /// Not signed in, and the port is not public (401 or a sign-in redirect).
+    DeniedAnonymous,
+    /// Signed in but not admitted, or no such app (404).
+    DeniedForbidden,
+    /// Malformed host or request (400).
+    #[default]
+    BadRequest,
+    /// The app could not be reached (502).
+    UpstreamError,
+    /// Too many failed tokens from the client's address (429).
+    RateLimited,
+    /// A CORS preflight, answered without the access check.
+    Preflight,
+    /// The browser hand-off: token moved into the app cookie (303).
+    HandOff,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Allowed,
+        Outcome::DeniedAnonymous,
+        Outcome::DeniedForbidden,
+        Outcome::BadRequest,
+        Outcome::UpstreamError,
+        Outcome::RateLimited,
+        Outcome::Preflight,
+        Outcome::HandOff,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::DeniedAnonymous => "denied-anonymous",
+            Outcome::DeniedForbidden => "denied-forbidden",
+            Outcome::BadRequest => "bad-request",
+            Outcome::UpstreamError => "upstream-error",
+            Outcome::RateLimited => "rate-limited",
+            Outcome::Preflight => "preflight",
+            Outcome::HandOff => "hand-off",
+        }
+    }
+
+    fn of_error(err: &AppError) -> Outcome {
+        match err {
+            AppError::BadHost(_) | AppError::InvalidHost => Outcome::BadRequest,
+            AppError::SignInRequired => Outcome::DeniedAnonymous,
+            AppError::NotFound => Outcome::DeniedForbidden,
+            AppError::Upstream(_) => Outcome::UpstreamError,
+            AppError::TooManyAttempts(_) => Outcome::RateLimited,
+        }
+    }
+}
+
+/// Filled in while a request is handled; read by the access log.
+#[derive(Debug, Default)]
+pub struct Trail {
+    pub outcome: Outcome,
+    /// The level in force for the port, when the port exists.
+    pub level: Option<ShareLevel>,
+    pub caller: Option<Uuid>,
+}
+
+/// Handles one forwarded-port request and writes its access-log event.
 pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let mut trail = Trail::default();
+    let response = forward(app, &target, req, &mut trail).await;
+    let elapsed = started.elapsed();
+    tracing::info!(
+        target: "portshare::access",
+        host = target.authority,
+        method = %method,
+        status = response.status().as_u16(),
+        level = trail.level.map_or("none", ShareLevel::as_str),
+        decision = trail.outcome.as_str(),
+        caller = %trail.caller.map_or_else(|| "anonymous".to_string(), |id| id.to_string()),
+        duration_us = elapsed.as_micros() as u64,
+        "forwarded request"
+    );
+    app.metrics.record_forwarded(trail.outcome, trail.level);
+    response
+}
+
+async fn forward(
+    app: &App,
+    target: &Target<'_>,
+    req: Request<Incoming>,
+    trail: &mut Trail,
+) -> Response<Body> {
     let config = app.config.load_full();
     let html = respond::wants_html(req.headers());
     let host = match parse_subdomain(target.subdomain) {
@@ -89,14 +185,19 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
     });
     let rule = key.as_ref().and_then(|key| app.shares.rule(key));
     let cors_mode = rule.map_or(CorsMode::Managed, |rule| rule.cors);
+    trail.level = resolved.map(|(workspace, _)| {
+        rule.map_or(ShareLevel::Owner, |rule| rule.level)
+            .capped_at(workspace.max_share_level)
+    });
 
     if cors::is_preflight(req.method(), req.headers()) {
+        trail.outcome = Outcome::Preflight;
         // Preflights carry no credentials: they are answered without the
         // access check, by portshare (managed) or by the app (passthru).
         return match (cors_mode, resolved) {
             (CorsMode::Passthru, Some((_, agent))) if !host.https => {
                 let upstream = format!("{}:{}", agent.upstream_host, host.port);
-                relay(app, &target, upstream, req, None)
+                relay(app, target, upstream, req, None)
                     .await
                     .unwrap_or_else(|err| err.into_response(html))
             }
@@ -104,7 +205,12 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
         };
     }
 
-    let outcome = match admit(app, &config, &target, &req, &host, resolved, key, rule) {
+    let checking = Instant::now();
+    let admitted = admit(
+        app, &config, target, &req, &host, resolved, key, rule, trail,
+    );
+    app.metrics.record_access_check(checking.elapsed());
+    let outcome = match admitted {
         Ok(Admitted::Relay {
             upstream,
             admission,
@@ -116,7 +222,8 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
             let live = Arc::new(app.live.register(admission.clone(), revoked.clone()));
             if admission.still_admitted(&app.config.load(), &app.shares) {
                 target.conn.admitted(&app.live, &admission);
-                relay(app, &target, upstream, req, Some((live, revoked)))
+                trail.outcome = Outcome::Allowed;
+                relay(app, target, upstream, req, Some((live, revoked)))
                     .await
                     .map(|mut response| {
                         if cors_mode == CorsMode::Managed {
@@ -134,6 +241,7 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
         Err(err) => Err(err),
     };
     outcome.unwrap_or_else(|err| {
+        trail.outcome = Outcome::of_error(&err);
         let mut response = err.into_response(html);
         cors::expose(response.headers_mut(), origin);
         response
@@ -160,16 +268,19 @@ fn admit(
     resolved: Option<(&Workspace, &Agent)>,
     key: Option<ShareKey>,
     rule: Option<ShareRule>,
+    trail: &mut Trail,
 ) -> Result<Admitted, AppError> {
     let identified = identity::app_caller(&config.tokens, req.headers(), req.uri().query());
     app.guard_tokens(config, target.client, &identified)
         .map_err(AppError::TooManyAttempts)?;
     let caller = identified.caller;
+    trail.caller = caller.user().map(|user| user.id);
 
     if let Caller::User(_) = caller
         && is_navigation(req)
         && let Some(response) = hand_off(config, target, req)
     {
+        trail.outcome = Outcome::HandOff;
         return Ok(Admitted::Respond(response));
     }
 
@@ -185,7 +296,10 @@ fn admit(
         Decision::Deny(Reason::NotShared) => return Err(AppError::NotFound),
         Decision::Deny(Reason::SignInRequired) => {
             return match sign_in_redirect(config, target, req) {
-                Some(response) => Ok(Admitted::Respond(response)),
+                Some(response) => {
+                    trail.outcome = Outcome::DeniedAnonymous;
+                    Ok(Admitted::Respond(response))
+                }
                 None => Err(AppError::SignInRequired),
             };
         }
@@ -323,6 +437,7 @@ async fn relay(
         target.authority,
     );
 
+    let sent = Instant::now();
     let mut response = app
         .client
         .request(Request::from_parts(
@@ -331,6 +446,7 @@ async fn relay(
         ))
         .await
         .map_err(|err| AppError::Upstream(describe_upstream_error(&upstream, &err)))?;
+    app.metrics.record_upstream(sent.elapsed());
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
@@ -344,12 +460,13 @@ async fn relay(
             .get(header::UPGRADE)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
         let (live, revoked) = (live.clone(), revoked.clone());
+        let upgraded = app.metrics.upgrade_started();
         tokio::spawn(async move {
             match tokio::try_join!(client_upgrade, app_upgrade) {
                 Ok((client, app)) => splice::splice(client, app, websocket, revoked).await,
                 Err(err) => tracing::debug!(%err, "upgrade did not complete"),
             }
-            drop(live);
+            drop((live, upgraded));
         });
     }
     let (mut parts, body) = response.into_parts();
