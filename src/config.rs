@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -51,6 +52,8 @@ struct RawConfig {
     trusted_proxies: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    timeouts: RawTimeouts,
     tls: Option<RawTls>,
     #[serde(default)]
     users: Vec<RawUser>,
@@ -77,10 +80,51 @@ pub struct TlsFiles {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     failed_tokens_per_minute: Option<u32>,
+    max_header_bytes: Option<usize>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    header_read_seconds: Option<u64>,
+    upstream_connect_seconds: Option<u64>,
+    idle_keepalive_seconds: Option<u64>,
 }
 
 /// Default of `limits.failed_tokens_per_minute`.
 pub const DEFAULT_FAILED_TOKENS_PER_MINUTE: u32 = 30;
+/// Default of `limits.max_header_bytes`: the request head (line and headers).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The smallest `limits.max_header_bytes` hyper accepts.
+pub const MIN_MAX_HEADER_BYTES: usize = 8192;
+/// Default of `limits.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Timeouts, each from `[timeouts]`; none applies to an upgraded connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `header_read_seconds` (default 30): the time a client has to send a
+    /// request head, including the wait for the next one on a keep-alive
+    /// connection (the slowloris guard).
+    pub header_read: Duration,
+    /// `upstream_connect_seconds` (default 10): connecting to an app.
+    pub upstream_connect: Duration,
+    /// `idle_keepalive_seconds` (default 90): a client connection with no
+    /// bytes either way for this long is closed once its requests are done;
+    /// pooled connections to apps idle this long are closed too.
+    pub idle_keepalive: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_read: Duration::from_secs(30),
+            upstream_connect: Duration::from_secs(10),
+            idle_keepalive: Duration::from_secs(90),
+        }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +214,11 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Failed token attempts allowed per client address and minute; 0: no limit.
     pub failed_tokens_per_minute: u32,
+    /// `limits.max_header_bytes`: a larger request head gets 431.
+    pub max_header_bytes: usize,
+    /// `limits.max_connections`: further connections wait to be accepted.
+    pub max_connections: usize,
+    pub timeouts: Timeouts,
     /// When set, `listen` speaks TLS only.
     pub tls: Option<TlsFiles>,
     pub tokens: TokenIndex,
@@ -332,6 +381,50 @@ impl RawConfig {
                     format!("{raw:?} is not an address:port such as \"127.0.0.1:9090\""),
                 )
             })?),
+        };
+
+        let max_header_bytes = self
+            .limits
+            .max_header_bytes
+            .unwrap_or(DEFAULT_MAX_HEADER_BYTES);
+        if max_header_bytes < MIN_MAX_HEADER_BYTES {
+            return Err(invalid(
+                "limits.max_header_bytes",
+                format!("{max_header_bytes} is below the minimum of {MIN_MAX_HEADER_BYTES}"),
+            ));
+        }
+        let max_connections = self
+            .limits
+            .max_connections
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        let defaults = Timeouts::default();
+        let seconds = |key: &str, value: Option<u64>, default: Duration| match value {
+            None => Ok(default),
+            Some(0) => Err(invalid(
+                format!("timeouts.{key}"),
+                "must be at least 1 second",
+            )),
+            Some(n) => Ok(Duration::from_secs(n)),
+        };
+        let timeouts = Timeouts {
+            header_read: seconds(
+                "header_read_seconds",
+                self.timeouts.header_read_seconds,
+                defaults.header_read,
+            )?,
+            upstream_connect: seconds(
+                "upstream_connect_seconds",
+                self.timeouts.upstream_connect_seconds,
+                defaults.upstream_connect,
+            )?,
+            idle_keepalive: seconds(
+                "idle_keepalive_seconds",
+                self.timeouts.idle_keepalive_seconds,
+                defaults.idle_keepalive,
+            )?,
         };
 
         let wildcard_raw = self.wildcard_host.ok_or_else(|| {
@@ -500,6 +593,9 @@ impl RawConfig {
                 .limits
                 .failed_tokens_per_minute
                 .unwrap_or(DEFAULT_FAILED_TOKENS_PER_MINUTE),
+            max_header_bytes,
+            max_connections,
+            timeouts,
             tls: self.tls.map(|tls| TlsFiles {
                 cert: tls.cert,
                 key: tls.key,

@@ -43,9 +43,9 @@ pub struct App {
 impl App {
     pub fn new(config: Config) -> App {
         App {
+            client: proxy::upstream_client(&config.timeouts),
             config: ArcSwap::from_pointee(config),
             shares: ShareTable::new(),
-            client: proxy::upstream_client(),
             live: Arc::new(LiveSet::default()),
             failed_tokens: ratelimit::FailedTokens::default(),
             metrics: metrics::Metrics::default(),

@@ -13,7 +13,12 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,14 +26,12 @@ use tokio_util::task::TaskTracker;
 use crate::App;
 use crate::api::{Probe, serve_probe};
 use crate::apphost::normalize_host;
+use crate::config::Timeouts;
 use crate::live::ConnWatch;
 use crate::proxy::headers::forwarded_client;
 use crate::proxy::{self, Target};
 use crate::respond::{ApiError, AppError, Body, wants_html};
 use crate::tls::Terminator;
-
-/// How long a client may take to send the request head (slowloris guard).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a client may take to finish the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,19 +45,42 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
+    let (timeouts, max_header_bytes, max_connections) = {
+        let config = app.config.load();
+        (
+            config.timeouts,
+            config.max_header_bytes,
+            config.max_connections,
+        )
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(timeouts.header_read)
+        // A larger request head is answered 431.
+        .max_buf_size(max_header_bytes)
         // Apps see header names spelled as the client sent them
         // (`Sec-WebSocket-Key`, not `sec-websocket-key`).
         .preserve_header_case(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
+    // Past `max_connections`, new connections wait in the listen backlog.
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let stopping = CancellationToken::new();
     let connections = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -68,19 +94,24 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let (app, builder, stopping) = (app.clone(), builder.clone(), stopping.clone());
+                let idle = timeouts.idle_keepalive;
                 match tls.clone() {
                     None => {
-                        connections.spawn(serve_connection(app, builder, stream, peer, "http", stopping));
+                        connections.spawn(async move {
+                            serve_connection(app, builder, stream, peer, "http", idle, stopping).await;
+                            drop(slot);
+                        });
                     }
                     Some(tls) => {
                         connections.spawn(async move {
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
                                 Ok(Ok(stream)) => {
-                                    serve_connection(app, builder, stream, peer, "https", stopping).await;
+                                    serve_connection(app, builder, stream, peer, "https", idle, stopping).await;
                                 }
                                 Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
                                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                             }
+                            drop(slot);
                         });
                     }
                 }
@@ -112,10 +143,12 @@ async fn serve_connection<I>(
     stream: I,
     peer: SocketAddr,
     scheme: &'static str,
+    idle: Duration,
     stopping: CancellationToken,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (stream, activity) = Activity::new(stream);
     let _open = app.metrics.connection_opened();
     let watch = Arc::new(ConnWatch::default());
     let service = {
@@ -129,6 +162,10 @@ async fn serve_connection<I>(
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        () = activity.idle_for(idle) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
         () = stopping.cancelled() => {
             connection.as_mut().graceful_shutdown();
             connection.await
@@ -246,9 +283,108 @@ pub async fn serve_probes(
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(Timeouts::default().header_read)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// A stream that notes when it last moved a byte either way, so that an idle
+/// connection can be told from a busy one.
+struct Activity<I> {
+    inner: I,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last read or write.
+    last: Arc<AtomicU64>,
+}
+
+/// The reading side of `Activity`.
+struct ActivityClock {
+    epoch: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl<I> Activity<I> {
+    fn new(inner: I) -> (Activity<I>, ActivityClock) {
+        let epoch = Instant::now();
+        let last = Arc::new(AtomicU64::new(0));
+        let clock = ActivityClock {
+            epoch,
+            last: last.clone(),
+        };
+        (Activity { inner, epoch, last }, clock)
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+}
+
+impl ActivityClock {
+    /// Completes once nothing has moved for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let quiet = self.epoch.elapsed().saturating_sub(last);
+            if quiet >= idle {
+                return;
+            }
+            tokio::time::sleep(idle - quiet).await;
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Activity<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Activity<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -292,3 +292,127 @@ fn sigterm_drains_a_request_in_flight() {
     assert_eq!(served.child.wait().unwrap().code(), Some(0));
     drop(rt);
 }
+
+async fn start_with(extra: &'static str) -> Portshare {
+    Portshare::start_with(support::Setup {
+        extra,
+        ..support::Setup::default()
+    })
+    .await
+}
+
+/// Reads until the server closes the connection; returns what came and when.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> (String, std::time::Instant) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match support::within("the server to close", stream.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&seen).into_owned(),
+        std::time::Instant::now(),
+    )
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_at_the_header_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let ps = start_with("[timeouts]\nheader_read_seconds = 1").await;
+    let mut stream = tokio::net::TcpStream::connect(ps.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    // A head that never ends (slowloris).
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut stream).await;
+    let waited = closed - started;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+}
+
+#[tokio::test]
+async fn idle_keepalive_connections_are_closed() {
+    let ps = start_with("[timeouts]\nidle_keepalive_seconds = 1").await;
+    let mut conn = support::Conn::open(ps.addr).await;
+    let reply = conn
+        .send(support::request(
+            Method::GET,
+            "localhost",
+            "/healthz",
+            &[],
+            bytes::Bytes::new(),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let idle_since = std::time::Instant::now();
+    support::within("the idle connection to close", async {
+        while !conn.is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let idle = idle_since.elapsed();
+    assert!(idle >= Duration::from_millis(900), "closed after {idle:?}");
+}
+
+#[tokio::test]
+async fn oversized_request_heads_get_431() {
+    let ps = start_with("[limits]\nmax_header_bytes = 8192").await;
+    let big = "x".repeat(10_000);
+    let reply = ps.get("localhost", "/healthz", &[("x-big", &big)]).await;
+    assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let small = "x".repeat(4_000);
+    let reply = ps
+        .get("localhost", "/healthz", &[("x-small", &small)])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_a_slot() {
+    let ps = start_with("[limits]\nmax_connections = 1").await;
+    let mut first = support::Conn::open(ps.addr).await;
+    let reply = first
+        .send(support::request(
+            Method::GET,
+            "localhost",
+            "/healthz",
+            &[],
+            bytes::Bytes::new(),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let addr = ps.addr;
+    let second = tokio::spawn(async move {
+        let mut conn = support::Conn::open(addr).await;
+        conn.send(support::request(
+            Method::GET,
+            "localhost",
+            "/readyz",
+            &[],
+            bytes::Bytes::new(),
+        ))
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "the second connection was served while the first held the only slot"
+    );
+    drop(first);
+    let reply = support::within("the second connection's answer", second)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.text(), "ready\n");
+}

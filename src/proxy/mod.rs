@@ -15,7 +15,7 @@ mod revocable;
 mod splice;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::App;
 use crate::access::{self, Decision, Reason};
 use crate::apphost::{AppHost, parse_subdomain};
-use crate::config::{Agent, Config, Workspace};
+use crate::config::{Agent, Config, Timeouts, Workspace};
 use crate::identity::{self, APP_COOKIE, Caller};
 use crate::live::{Admission, ConnWatch, LiveHandle};
 use crate::respond::{self, AppError, Body};
@@ -45,12 +45,12 @@ pub use headers::is_upgrade;
 /// The pooled client towards apps.
 pub type UpstreamClient = Client<HttpConnector, Revocable<Incoming>>;
 
-pub fn upstream_client() -> UpstreamClient {
+pub fn upstream_client(timeouts: &Timeouts) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(10)));
+    connector.set_connect_timeout(Some(timeouts.upstream_connect));
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(timeouts.idle_keepalive)
         .http1_preserve_header_case(true)
         .build(connector)
 }

@@ -67,6 +67,8 @@ pub struct Setup {
     pub sign_in_url: Option<&'static str>,
     pub trusted_proxies: &'static [&'static str],
     pub failed_tokens_per_minute: Option<u32>,
+    /// More top-level TOML (tables such as `[timeouts]`).
+    pub extra: &'static str,
 }
 
 impl Default for Setup {
@@ -76,6 +78,7 @@ impl Default for Setup {
             sign_in_url: None,
             trusted_proxies: &[],
             failed_tokens_per_minute: None,
+            extra: "",
         }
     }
 }
@@ -92,6 +95,8 @@ impl Setup {
         if let Some(limit) = self.failed_tokens_per_minute {
             sign_in.push_str(&format!("[limits]\nfailed_tokens_per_minute = {limit}\n"));
         }
+        sign_in.push_str(self.extra);
+        sign_in.push('\n');
         format!(
             r#"listen = "127.0.0.1:0"
 wildcard_host = "*.apps.localhost"
