@@ -45,6 +45,7 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    plain_listen: Option<String>,
     metrics_listen: Option<String>,
     wildcard_host: Option<String>,
     sign_in_url: Option<String>,
@@ -205,6 +206,9 @@ impl Workspace {
 #[derive(Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// With `[tls]`: a second listener speaking plain HTTP (health checks
+    /// inside a cluster, say); it serves everything `listen` serves.
+    pub plain_listen: Option<SocketAddr>,
     /// A separate plain-HTTP listener for `/metrics` (and the health checks);
     /// when set, the main listener does not serve `/metrics`.
     pub metrics_listen: Option<SocketAddr>,
@@ -373,15 +377,23 @@ impl RawConfig {
             )
         })?;
 
-        let metrics_listen = match &self.metrics_listen {
-            None => None,
-            Some(raw) => Some(raw.parse::<SocketAddr>().map_err(|_| {
+        let address = |key: &str, raw: &Option<String>| match raw {
+            None => Ok(None),
+            Some(raw) => raw.parse::<SocketAddr>().map(Some).map_err(|_| {
                 invalid(
-                    "metrics_listen",
+                    key,
                     format!("{raw:?} is not an address:port such as \"127.0.0.1:9090\""),
                 )
-            })?),
+            }),
         };
+        let metrics_listen = address("metrics_listen", &self.metrics_listen)?;
+        let plain_listen = address("plain_listen", &self.plain_listen)?;
+        if plain_listen.is_some() && self.tls.is_none() {
+            return Err(invalid(
+                "plain_listen",
+                "needs [tls]: without it `listen` already speaks plain HTTP",
+            ));
+        }
 
         let max_header_bytes = self
             .limits
@@ -585,6 +597,7 @@ impl RawConfig {
 
         Ok(Config {
             listen,
+            plain_listen,
             metrics_listen,
             wildcard,
             sign_in_url: self.sign_in_url,

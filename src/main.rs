@@ -138,22 +138,20 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
         let local = listener.local_addr().map_or(listen, |addr| addr);
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %local, scheme, wildcard = %config.wildcard.suffix(), "portshare listening");
-        let metrics_listener = match config.metrics_listen {
-            None => None,
-            Some(address) => match tokio::net::TcpListener::bind(address).await {
-                Ok(listener) => {
-                    tracing::info!(address = %address, "metrics listening");
-                    Some(listener)
-                }
-                Err(err) => {
-                    eprintln!("portshare: cannot listen on {address} (metrics_listen): {err}");
-                    return ExitCode::FAILURE;
-                }
-            },
+        let metrics_listener = match bind_extra(config.metrics_listen, "metrics_listen").await {
+            Ok(listener) => listener,
+            Err(code) => return code,
+        };
+        let plain_listener = match bind_extra(config.plain_listen, "plain_listen").await {
+            Ok(listener) => listener,
+            Err(code) => return code,
         };
         let app = Arc::new(App::new(config));
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(app.clone(), path, tls.clone()));
+        if let Some(tls) = &tls {
+            tokio::spawn(tls.clone().watch(CERT_POLL));
+        }
         let stopping = tokio_util::sync::CancellationToken::new();
         if let Some(listener) = metrics_listener {
             tokio::spawn(portshare::server::serve_probes(
@@ -162,8 +160,24 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
                 stopping.clone().cancelled_owned(),
             ));
         }
-        portshare::server::serve(app, listener, tls, shutdown_signal(), drain).await;
-        stopping.cancel();
+        let plain = plain_listener.map(|listener| {
+            tokio::spawn(portshare::server::serve(
+                app.clone(),
+                listener,
+                None,
+                stopping.clone().cancelled_owned(),
+                drain,
+            ))
+        });
+        let main = portshare::server::serve(app, listener, tls, stopping.clone().cancelled_owned(), drain);
+        let signal = async {
+            shutdown_signal().await;
+            stopping.cancel();
+        };
+        tokio::join!(main, signal);
+        if let Some(plain) = plain {
+            let _ = plain.await;
+        }
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
@@ -207,6 +221,29 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf, tls: Option<Arc<Terminat
             Err(err) => {
                 tracing::error!(reason = %err, "config reload refused; the previous config stays in force");
             }
+        }
+    }
+}
+
+/// How often the certificate files are checked for changes.
+const CERT_POLL: Duration = Duration::from_secs(2);
+
+/// Binds an optional extra listener (`plain_listen`, `metrics_listen`).
+async fn bind_extra(
+    address: Option<std::net::SocketAddr>,
+    key: &str,
+) -> Result<Option<tokio::net::TcpListener>, ExitCode> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => {
+            tracing::info!(address = %address, key, "listening");
+            Ok(Some(listener))
+        }
+        Err(err) => {
+            eprintln!("portshare: cannot listen on {address} ({key}): {err}");
+            Err(ExitCode::FAILURE)
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
@@ -74,6 +75,36 @@ impl Terminator {
         let config = server_config(&self.cert, &self.key)?;
         self.current.store(Arc::new(config));
         Ok(())
+    }
+
+    /// Reloads whenever the certificate or key file changes, checking every
+    /// `every`. A file that does not make a valid configuration is logged and
+    /// the certificate in use stays.
+    pub async fn watch(self: Arc<Self>, every: Duration) {
+        let read = |this: &Terminator| {
+            (
+                std::fs::read(&this.cert).ok(),
+                std::fs::read(&this.key).ok(),
+            )
+        };
+        let mut seen = read(&self);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = read(&self);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match self.reload() {
+                Ok(()) => {
+                    tracing::info!(cert = %self.cert.display(), "TLS certificate changed on disk; reloaded")
+                }
+                Err(err) => tracing::error!(
+                    reason = %err,
+                    "TLS certificate changed on disk but was refused; the certificate in use stays"
+                ),
+            }
+        }
     }
 
     pub async fn accept(&self, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {

@@ -230,7 +230,7 @@ fn metrics_on_a_separate_listener() {
         &format!("listen = \"127.0.0.1:0\"\nmetrics_listen = \"{metrics_address}\""),
     );
     let served = Served::start(&write_config(&dir, &text));
-    served.wait_for("metrics listening");
+    served.wait_for("metrics_listen");
 
     let page = raw(
         &metrics_address,

@@ -182,3 +182,82 @@ async fn certificate_reload_keeps_open_connections_and_survives_a_broken_file() 
         second.der
     );
 }
+
+#[tokio::test]
+async fn a_certificate_changed_on_disk_is_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_cert(dir.path());
+    let (ps, tls) = start(dir.path()).await;
+    tokio::spawn(tls.clone().watch(std::time::Duration::from_millis(50)));
+    let host = "localhost";
+    let stream = connect(&ps, &first, host, &[b"http/1.1"]).await;
+    assert_eq!(
+        stream.get_ref().1.peer_certificates().unwrap()[0],
+        first.der
+    );
+
+    let second = write_cert(dir.path());
+    within("the new certificate to be served", async {
+        loop {
+            let tcp = TcpStream::connect(ps.addr).await.unwrap();
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(second.der.clone()).unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let name = ServerName::try_from(host.to_string()).unwrap();
+            if TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    })
+    .await;
+}
+
+/// `plain_listen` serves plain HTTP next to the TLS listener, which refuses
+/// plain HTTP.
+#[test]
+fn plain_listener_next_to_tls() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    write_cert(dir.path());
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain = probe.local_addr().unwrap().to_string();
+    drop(probe);
+    let (_, text) = support::binary::config_on_port_zero(&dir);
+    let text = text.replace(
+        "wildcard_host = \"*.apps.localhost\"",
+        &format!(
+            "wildcard_host = \"*.apps.localhost\"\nplain_listen = \"{plain}\"\n\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"
+        ),
+    );
+    let served = support::binary::Served::start(&support::binary::write_config(&dir, &text));
+    served.wait_for("plain_listen");
+
+    let mut stream = std::net::TcpStream::connect(&plain).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+
+    let mut stream = std::net::TcpStream::connect(&served.address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+}
