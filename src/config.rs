@@ -32,6 +32,8 @@ pub enum ConfigError {
     Invalid { key: String, problem: String },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    CaBundle(#[from] crate::proxy::CaBundleError),
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
@@ -57,9 +59,28 @@ struct RawConfig {
     timeouts: RawTimeouts,
     tls: Option<RawTls>,
     #[serde(default)]
+    upstream_tls: RawUpstreamTls,
+    #[serde(default)]
     users: Vec<RawUser>,
     #[serde(default)]
     workspaces: Vec<RawWorkspace>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTls {
+    verify: Option<bool>,
+    ca_bundle: Option<PathBuf>,
+}
+
+/// How portshare checks the certificates of HTTPS apps (the `s` suffix).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// `upstream_tls.verify` (default false: dev servers are self-signed).
+    pub verify: bool,
+    /// `upstream_tls.ca_bundle`: PEM file of the CAs to trust; required
+    /// with `verify = true`. Relative to the config file's folder.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +246,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// When set, `listen` speaks TLS only.
     pub tls: Option<TlsFiles>,
+    pub upstream_tls: UpstreamTls,
     pub tokens: TokenIndex,
     users_by_name: HashMap<String, Arc<User>>,
     workspaces_by_id: HashMap<Uuid, Arc<Workspace>>,
@@ -245,9 +267,14 @@ impl Config {
             },
             other => other,
         })?;
-        if let (Some(tls), Some(folder)) = (config.tls.as_mut(), path.parent()) {
-            tls.cert = folder.join(&tls.cert);
-            tls.key = folder.join(&tls.key);
+        if let Some(folder) = path.parent() {
+            if let Some(tls) = config.tls.as_mut() {
+                tls.cert = folder.join(&tls.cert);
+                tls.key = folder.join(&tls.key);
+            }
+            if let Some(bundle) = config.upstream_tls.ca_bundle.as_mut() {
+                *bundle = folder.join(&*bundle);
+            }
         }
         Ok(config)
     }
@@ -411,6 +438,16 @@ impl RawConfig {
             .unwrap_or(DEFAULT_MAX_CONNECTIONS);
         if max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        let upstream_tls = UpstreamTls {
+            verify: self.upstream_tls.verify.unwrap_or(false),
+            ca_bundle: self.upstream_tls.ca_bundle,
+        };
+        if upstream_tls.verify && upstream_tls.ca_bundle.is_none() {
+            return Err(invalid(
+                "upstream_tls.ca_bundle",
+                "required with verify = true: the CAs that sign the apps' certificates",
+            ));
         }
         let defaults = Timeouts::default();
         let seconds = |key: &str, value: Option<u64>, default: Duration| match value {
@@ -609,6 +646,7 @@ impl RawConfig {
             max_header_bytes,
             max_connections,
             timeouts,
+            upstream_tls,
             tls: self.tls.map(|tls| TlsFiles {
                 cert: tls.cert,
                 key: tls.key,

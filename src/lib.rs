@@ -34,6 +34,8 @@ pub struct App {
     pub config: ArcSwap<Config>,
     pub shares: ShareTable,
     pub client: UpstreamClient,
+    /// HTTP/2 only, for gRPC.
+    pub grpc_client: UpstreamClient,
     /// Open exchanges and connections, re-checked after every rule change.
     pub live: Arc<LiveSet>,
     pub failed_tokens: ratelimit::FailedTokens,
@@ -41,15 +43,19 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config) -> App {
-        App {
-            client: proxy::upstream_client(&config.timeouts),
+    /// Fails only when `upstream_tls.ca_bundle` cannot be used.
+    pub fn new(config: Config) -> Result<App, config::ConfigError> {
+        let (client, grpc_client) =
+            proxy::upstream_clients(&config.timeouts, &config.upstream_tls)?;
+        Ok(App {
+            client,
+            grpc_client,
             config: ArcSwap::from_pointee(config),
             shares: ShareTable::new(),
             live: Arc::new(LiveSet::default()),
             failed_tokens: ratelimit::FailedTokens::default(),
             metrics: metrics::Metrics::default(),
-        }
+        })
     }
 
     /// Replaces users, workspaces and agents; open connections the new rules

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { config } => match Config::load(&config).and_then(|loaded| {
             load_tls(&loaded)?;
-            Ok(loaded)
+            App::new(loaded)
         }) {
             Ok(_) => {
                 println!("{}: valid", config.display());
@@ -126,8 +126,18 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let (listen, metrics_listen, plain_listen) =
+        (config.listen, config.metrics_listen, config.plain_listen);
+    let wildcard = config.wildcard.suffix().to_string();
+    // Built before binding: an unusable CA bundle is a config error too.
+    let app = match App::new(config) {
+        Ok(app) => Arc::new(app),
+        Err(err) => {
+            eprintln!("portshare: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     runtime.block_on(async move {
-        let listen = config.listen;
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(listener) => listener,
             Err(err) => {
@@ -137,16 +147,15 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
         };
         let local = listener.local_addr().map_or(listen, |addr| addr);
         let scheme = if tls.is_some() { "https" } else { "http" };
-        tracing::info!(address = %local, scheme, wildcard = %config.wildcard.suffix(), "portshare listening");
-        let metrics_listener = match bind_extra(config.metrics_listen, "metrics_listen").await {
+        tracing::info!(address = %local, scheme, wildcard = %wildcard, "portshare listening");
+        let metrics_listener = match bind_extra(metrics_listen, "metrics_listen").await {
             Ok(listener) => listener,
             Err(code) => return code,
         };
-        let plain_listener = match bind_extra(config.plain_listen, "plain_listen").await {
+        let plain_listener = match bind_extra(plain_listen, "plain_listen").await {
             Ok(listener) => listener,
             Err(code) => return code,
         };
-        let app = Arc::new(App::new(config));
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(app.clone(), path, tls.clone()));
         if let Some(tls) = &tls {
@@ -169,7 +178,13 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
                 drain,
             ))
         });
-        let main = portshare::server::serve(app, listener, tls, stopping.clone().cancelled_owned(), drain);
+        let main = portshare::server::serve(
+            app,
+            listener,
+            tls,
+            stopping.clone().cancelled_owned(),
+            drain,
+        );
         let signal = async {
             shutdown_signal().await;
             stopping.cancel();

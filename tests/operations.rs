@@ -295,7 +295,7 @@ fn sigterm_drains_a_request_in_flight() {
 
 async fn start_with(extra: &'static str) -> Portshare {
     Portshare::start_with(support::Setup {
-        extra,
+        extra: extra.to_string(),
         ..support::Setup::default()
     })
     .await

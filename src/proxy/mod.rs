@@ -13,6 +13,7 @@ mod cors;
 pub mod headers;
 mod revocable;
 mod splice;
+mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -21,9 +22,6 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use std::sync::Arc;
 
@@ -32,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::App;
 use crate::access::{self, Decision, Reason};
 use crate::apphost::{AppHost, parse_subdomain};
-use crate::config::{Agent, Config, Timeouts, Workspace};
+use crate::config::{Agent, Config, Workspace};
 use crate::identity::{self, APP_COOKIE, Caller};
 use crate::live::{Admission, ConnWatch, LiveHandle};
 use crate::respond::{self, AppError, Body};
@@ -42,17 +40,13 @@ use uuid::Uuid;
 
 pub use headers::is_upgrade;
 
-/// The pooled client towards apps.
-pub type UpstreamClient = Client<HttpConnector, Revocable<Incoming>>;
+pub use upstream::{CaBundleError, UpstreamClient, clients as upstream_clients};
 
-pub fn upstream_client(timeouts: &Timeouts) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(timeouts.upstream_connect));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(timeouts.idle_keepalive)
-        .http1_preserve_header_case(true)
-        .build(connector)
+/// `scheme://host:port` of the app on `port` of `agent`: HTTPS for ports
+/// with the `s` suffix.
+fn app_origin(agent: &Agent, host: &AppHost<'_>) -> String {
+    let scheme = if host.https { "https" } else { "http" };
+    format!("{scheme}://{}:{}", agent.upstream_host, host.port)
 }
 
 /// What the router knows about a request to a forwarded port.
@@ -195,8 +189,8 @@ async fn forward(
         // Preflights carry no credentials: they are answered without the
         // access check, by portshare (managed) or by the app (passthru).
         return match (cors_mode, resolved) {
-            (CorsMode::Passthru, Some((_, agent))) if !host.https => {
-                let upstream = format!("{}:{}", agent.upstream_host, host.port);
+            (CorsMode::Passthru, Some((_, agent))) => {
+                let upstream = app_origin(agent, &host);
                 relay(app, target, upstream, req, None)
                     .await
                     .unwrap_or_else(|err| err.into_response(html))
@@ -304,14 +298,8 @@ fn admit(
             };
         }
     }
-    if host.https {
-        return Err(AppError::Upstream(
-            "HTTPS apps (the \"s\" port suffix) are not supported yet; share the port over http"
-                .to_string(),
-        ));
-    }
     Ok(Admitted::Relay {
-        upstream: format!("{}:{}", agent.upstream_host, host.port),
+        upstream: app_origin(agent, host),
         admission: Admission {
             token: identified.token,
             user_id: caller.user().map(|user| user.id),
@@ -414,7 +402,7 @@ async fn relay(
         },
         None => path.to_string(),
     };
-    let uri: Uri = format!("http://{upstream}{path_and_query}")
+    let uri: Uri = format!("{upstream}{path_and_query}")
         .parse()
         .map_err(|err| AppError::Upstream(format!("invalid upstream URL: {err}")))?;
 

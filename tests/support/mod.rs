@@ -68,7 +68,7 @@ pub struct Setup {
     pub trusted_proxies: &'static [&'static str],
     pub failed_tokens_per_minute: Option<u32>,
     /// More top-level TOML (tables such as `[timeouts]`).
-    pub extra: &'static str,
+    pub extra: String,
 }
 
 impl Default for Setup {
@@ -78,7 +78,7 @@ impl Default for Setup {
             sign_in_url: None,
             trusted_proxies: &[],
             failed_tokens_per_minute: None,
-            extra: "",
+            extra: String::new(),
         }
     }
 }
@@ -95,7 +95,7 @@ impl Setup {
         if let Some(limit) = self.failed_tokens_per_minute {
             sign_in.push_str(&format!("[limits]\nfailed_tokens_per_minute = {limit}\n"));
         }
-        sign_in.push_str(self.extra);
+        sign_in.push_str(&self.extra);
         sign_in.push('\n');
         format!(
             r#"listen = "127.0.0.1:0"
@@ -202,7 +202,7 @@ impl Portshare {
         let config = Config::parse(&setup.toml()).expect("test config is valid");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Arc::new(App::new(config));
+        let app = Arc::new(App::new(config).expect("upstream clients"));
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(portshare::server::serve(
             app.clone(),
