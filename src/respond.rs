@@ -172,10 +172,25 @@ impl AppError {
         }
     }
 
-    /// JSON for API clients, a short HTML page when the client asked for HTML.
-    pub fn into_response(self, html: bool) -> Response<Body> {
+    /// The gRPC status code a gRPC client gets instead of the HTTP status.
+    fn grpc_code(&self) -> u8 {
+        match self {
+            AppError::BadHost(_) | AppError::InvalidHost => 3, // INVALID_ARGUMENT
+            AppError::SignInRequired => 16,                    // UNAUTHENTICATED
+            AppError::NotFound => 5,                           // NOT_FOUND: existence does not leak
+            AppError::Upstream(_) => 14,                       // UNAVAILABLE
+            AppError::TooManyAttempts(_) => 8,                 // RESOURCE_EXHAUSTED
+        }
+    }
+
+    /// JSON for API clients, a short HTML page when the client asked for HTML,
+    /// a gRPC status for gRPC calls.
+    pub fn into_response(self, format: Format) -> Response<Body> {
         let status = self.status();
         let message = self.to_string();
+        if format == Format::Grpc {
+            return grpc_status(self.grpc_code(), &message);
+        }
         let retry_after = match self {
             AppError::TooManyAttempts(wait) => Some(wait),
             _ => None,
@@ -187,7 +202,7 @@ impl AppError {
             validations: Vec::new(),
             retry_after,
         };
-        if !html {
+        if format == Format::Json {
             return error.into_response();
         }
         let page = format!(
@@ -219,6 +234,54 @@ fn challenge_if_unauthorized(mut response: Response<Body>) -> Response<Body> {
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Coder-Session-Token realm=\"portshare\""),
         );
+    }
+    response
+}
+
+/// How a client wants portshare's own errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Html,
+    /// A gRPC call: errors are gRPC statuses in a trailers-only response.
+    Grpc,
+}
+
+impl Format {
+    pub fn of(headers: &HeaderMap) -> Format {
+        if is_grpc(headers) {
+            Format::Grpc
+        } else if wants_html(headers) {
+            Format::Html
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// A gRPC request: `content-type: application/grpc` or `application/grpc+…`.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// A trailers-only gRPC answer: HTTP 200 whose headers carry the status.
+fn grpc_status(code: u8, message: &str) -> Response<Body> {
+    let mut response = with_body(StatusCode::OK, "application/grpc", empty());
+    let headers = response.headers_mut();
+    headers.insert("grpc-status", HeaderValue::from(u16::from(code)));
+    // grpc-message is percent-encoded outside printable ASCII (gRPC over HTTP/2).
+    let mut encoded = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", value);
     }
     response
 }

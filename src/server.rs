@@ -30,7 +30,7 @@ use crate::config::Timeouts;
 use crate::live::ConnWatch;
 use crate::proxy::headers::forwarded_client;
 use crate::proxy::{self, Target};
-use crate::respond::{ApiError, AppError, Body, wants_html};
+use crate::respond::{ApiError, AppError, Body, Format};
 use crate::tls::Terminator;
 
 /// How long a client may take to finish the TLS handshake.
@@ -211,7 +211,7 @@ async fn route(
 ) -> Response<Body> {
     let authority = match authority(&req) {
         Ok(authority) => authority.map(str::to_string),
-        Err(err) => return err.into_response(wants_html(req.headers())),
+        Err(err) => return err.into_response(Format::of(req.headers())),
     };
     let config = app.config.load();
     let via_trusted_proxy = config.is_trusted_proxy(peer.ip());
@@ -222,7 +222,7 @@ async fn route(
     };
     if let Some(authority) = authority.as_deref() {
         let Some(host) = normalize_host(authority) else {
-            return AppError::InvalidHost.into_response(wants_html(req.headers()));
+            return AppError::InvalidHost.into_response(Format::of(req.headers()));
         };
         if let Some(subdomain) = config.wildcard.subdomain(&host) {
             let subdomain = subdomain.to_string();

@@ -45,6 +45,10 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// `Upgrade` are kept, since the upgrade must cross the proxy.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let upgrade = is_upgrade(headers);
+    // `TE: trailers` is the one TE value to pass on: gRPC needs it.
+    let trailers = headers
+        .get(header::TE)
+        .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
     let listed: Vec<HeaderName> = connection_tokens(headers)
         .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .filter(|name| name != header::UPGRADE)
@@ -59,6 +63,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     } else {
         headers.remove(header::UPGRADE);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 

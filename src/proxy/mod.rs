@@ -33,7 +33,7 @@ use crate::apphost::{AppHost, parse_subdomain};
 use crate::config::{Agent, Config, Workspace};
 use crate::identity::{self, APP_COOKIE, Caller};
 use crate::live::{Admission, ConnWatch, LiveHandle};
-use crate::respond::{self, AppError, Body};
+use crate::respond::{self, AppError, Body, Format};
 use crate::share::{CorsMode, ShareKey, ShareLevel, ShareRule};
 use revocable::Revocable;
 use uuid::Uuid;
@@ -163,10 +163,10 @@ async fn forward(
     trail: &mut Trail,
 ) -> Response<Body> {
     let config = app.config.load_full();
-    let html = respond::wants_html(req.headers());
+    let format = Format::of(req.headers());
     let host = match parse_subdomain(target.subdomain) {
         Ok(host) => host,
-        Err(err) => return AppError::from(err).into_response(html),
+        Err(err) => return AppError::from(err).into_response(format),
     };
     let origin = cors::trusted_origin(&config.wildcard, req.headers(), host.user);
     let resolved = config
@@ -193,7 +193,7 @@ async fn forward(
                 let upstream = app_origin(agent, &host);
                 relay(app, target, upstream, req, None)
                     .await
-                    .unwrap_or_else(|err| err.into_response(html))
+                    .unwrap_or_else(|err| err.into_response(format))
             }
             _ => cors::preflight(origin, req.headers()),
         };
@@ -236,7 +236,7 @@ async fn forward(
     };
     outcome.unwrap_or_else(|err| {
         trail.outcome = Outcome::of_error(&err);
-        let mut response = err.into_response(html);
+        let mut response = err.into_response(format);
         cors::expose(response.headers_mut(), origin);
         response
     })
@@ -406,9 +406,16 @@ async fn relay(
         .parse()
         .map_err(|err| AppError::Upstream(format!("invalid upstream URL: {err}")))?;
 
+    let grpc = respond::is_grpc(req.headers());
     let (mut parts, body) = req.into_parts();
     parts.uri = uri;
-    parts.version = Version::HTTP_11;
+    // gRPC needs HTTP/2 to the app (trailers, streams both ways); the rest
+    // goes as HTTP/1.1, or HTTP/2 where an HTTPS app offers it.
+    parts.version = if grpc {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
     let headers = &mut parts.headers;
     headers::strip_hop_by_hop(headers);
     headers::strip_credentials(headers);
@@ -426,8 +433,8 @@ async fn relay(
     );
 
     let sent = Instant::now();
-    let mut response = app
-        .client
+    let client = if grpc { &app.grpc_client } else { &app.client };
+    let mut response = client
         .request(Request::from_parts(
             parts,
             Revocable::new(body, revoked.clone().cancelled_owned(), live.clone()),
