@@ -66,6 +66,8 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
+        // WebSockets over HTTP/2 (RFC 8441 extended CONNECT).
+        .enable_connect_protocol()
         .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     // Past `max_connections`, new connections wait in the listen backlog.

@@ -101,3 +101,64 @@ async fn websocket_as_owner_on_owner_port() {
     })
     .await;
 }
+
+/// RFC 8441: a WebSocket over an HTTP/2 connection (extended CONNECT) is
+/// relayed to an app that speaks the HTTP/1.1 handshake.
+#[tokio::test]
+async fn websocket_over_http2_extended_connect() {
+    use futures_util::{SinkExt, StreamExt};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    bounded(TEST_LIMIT, async {
+        let ps = Portshare::start().await;
+        let app = spawn_ws_echo().await;
+        let stream = tokio::net::TcpStream::connect(ps.addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+
+        let connect = |token: Option<&'static str>| {
+            let mut req = hyper::Request::builder()
+                .method(hyper::Method::CONNECT)
+                .uri(format!("http://{}/chat", app_host(app.port)))
+                .header("sec-websocket-version", "13");
+            if let Some(token) = token {
+                req = req.header("coder-session-token", token);
+            }
+            let mut req = req
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            req.extensions_mut()
+                .insert(hyper::ext::Protocol::from_static("websocket"));
+            req
+        };
+
+        // Anonymous on an owner-only port: refused before any stream opens.
+        let refused = sender.send_request(connect(None)).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+        let mut response = sender.send_request(connect(Some(ALICE))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let upgraded = hyper::upgrade::on(&mut response).await.unwrap();
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Client,
+            None,
+        )
+        .await;
+        ws.send(Message::Text("over h2".into())).await.unwrap();
+        let echo = ws.next().await.unwrap().unwrap();
+        assert_eq!(echo, Message::Text("over h2".into()));
+
+        let seen = handshake(&app, 0);
+        assert_eq!(values(&seen, "upgrade"), vec!["websocket"]);
+        assert_eq!(values(&seen, "sec-websocket-version"), vec!["13"]);
+        assert_eq!(values(&seen, "sec-websocket-key").len(), 1);
+        assert!(values(&seen, "coder-session-token").is_empty());
+    })
+    .await;
+}

@@ -18,6 +18,7 @@ mod upstream;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use base64::Engine;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -308,6 +309,16 @@ fn admit(
     })
 }
 
+/// A WebSocket over HTTP/2 (RFC 8441): an extended CONNECT whose
+/// `:protocol` is `websocket`.
+fn is_h2_websocket(req: &Request<Incoming>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
+}
+
 /// A top-level browser navigation: `GET` that accepts HTML and is not an upgrade.
 fn is_navigation(req: &Request<Incoming>) -> bool {
     req.method() == Method::GET && respond::wants_html(req.headers()) && !is_upgrade(req.headers())
@@ -391,7 +402,8 @@ async fn relay(
         None => (None, CancellationToken::new()),
     };
     let client_version = req.version();
-    let upgrade = is_upgrade(req.headers());
+    let h2_websocket = is_h2_websocket(&req);
+    let upgrade = h2_websocket || is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let path = req.uri().path();
@@ -419,6 +431,20 @@ async fn relay(
     let headers = &mut parts.headers;
     headers::strip_hop_by_hop(headers);
     headers::strip_credentials(headers);
+    if h2_websocket {
+        // The app gets the HTTP/1.1 handshake the client would have sent.
+        parts.method = Method::GET;
+        parts.extensions.remove::<hyper::ext::Protocol>();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let key = base64::engine::general_purpose::STANDARD.encode(Uuid::new_v4().as_bytes());
+        if let Ok(key) = HeaderValue::from_str(&key) {
+            headers.insert(header::SEC_WEBSOCKET_KEY, key);
+        }
+        headers
+            .entry(header::SEC_WEBSOCKET_VERSION)
+            .or_insert(HeaderValue::from_static("13"));
+    }
     if !headers.contains_key(header::HOST)
         && let Ok(host) = HeaderValue::from_str(target.authority)
     {
@@ -437,7 +463,13 @@ async fn relay(
     let mut response = client
         .request(Request::from_parts(
             parts,
-            Revocable::new(body, revoked.clone().cancelled_owned(), live.clone()),
+            if h2_websocket {
+                // The CONNECT stream becomes the WebSocket; the app's
+                // handshake request has no body.
+                Revocable::empty(revoked.clone().cancelled_owned(), live.clone())
+            } else {
+                Revocable::new(body, revoked.clone().cancelled_owned(), live.clone())
+            },
         ))
         .await
         .map_err(|err| AppError::Upstream(describe_upstream_error(&upstream, &err)))?;
@@ -469,6 +501,17 @@ async fn relay(
     // the reply into an HTTP/1.0 one.
     parts.version = client_version;
     headers::strip_hop_by_hop(&mut parts.headers);
+    if h2_websocket && parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        // Over HTTP/2 an accepted WebSocket is a 200 to the CONNECT.
+        parts.status = StatusCode::OK;
+        for name in [
+            header::CONNECTION,
+            header::UPGRADE,
+            header::SEC_WEBSOCKET_ACCEPT,
+        ] {
+            parts.headers.remove(name);
+        }
+    }
     let body = Revocable::new(body, revoked.cancelled_owned(), live);
     Ok(Response::from_parts(parts, body.boxed()))
 }

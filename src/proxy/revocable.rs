@@ -18,7 +18,8 @@ use crate::respond::BoxError;
 pub struct Revoked;
 
 pub struct Revocable<B> {
-    inner: B,
+    /// `None`: an empty body (the handshake of an upgrade).
+    inner: Option<B>,
     revoked: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Keeps the admission registered while the body is alive.
     _live: Option<Arc<LiveHandle>>,
@@ -31,7 +32,16 @@ impl<B> Revocable<B> {
         live: Option<Arc<LiveHandle>>,
     ) -> Self {
         Revocable {
-            inner,
+            inner: Some(inner),
+            revoked: Box::pin(revoked),
+            _live: live,
+        }
+    }
+
+    /// An empty body under the same admission.
+    pub fn empty(revoked: WaitForCancellationFutureOwned, live: Option<Arc<LiveHandle>>) -> Self {
+        Revocable {
+            inner: None,
             revoked: Box::pin(revoked),
             _live: live,
         }
@@ -53,14 +63,19 @@ where
         if self.revoked.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Box::new(Revoked))));
         }
-        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
+            None => Poll::Ready(None),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
