@@ -58,6 +58,22 @@ async fn spawn_https_app() -> (u16, String) {
     (port, cert_pem)
 }
 
+/// portshare with `[upstream_tls] verify = true` trusting only `ca_pem`.
+async fn start_verifying(ca_pem: &str) -> (Portshare, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, ca_pem).unwrap();
+    let ps = Portshare::start_with(Setup {
+        extra: format!(
+            "[upstream_tls]\nverify = true\nca_bundle = {:?}\n",
+            bundle.display().to_string()
+        ),
+        ..Setup::default()
+    })
+    .await;
+    (ps, dir)
+}
+
 fn secure_host(port: u16) -> String {
     format!("{port}s--main--dev--alice.apps.localhost")
 }
@@ -81,17 +97,7 @@ async fn self_signed_app_is_reached_without_verification_by_default() {
 #[tokio::test]
 async fn verification_accepts_a_certificate_from_the_ca_bundle() {
     let (port, cert_pem) = spawn_https_app().await;
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("ca.pem");
-    std::fs::write(&bundle, cert_pem).unwrap();
-    let ps = Portshare::start_with(Setup {
-        extra: format!(
-            "[upstream_tls]\nverify = true\nca_bundle = {:?}\n",
-            bundle.display().to_string()
-        ),
-        ..Setup::default()
-    })
-    .await;
+    let (ps, _dir) = start_verifying(&cert_pem).await;
     let reply = ps.get(&secure_host(port), "/checked", &OWNER).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.text(), "secure hello from /checked");
@@ -101,17 +107,7 @@ async fn verification_accepts_a_certificate_from_the_ca_bundle() {
 async fn verification_refuses_an_unknown_certificate_with_502() {
     let (port, _) = spawn_https_app().await;
     let (_, other_ca) = spawn_https_app().await;
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("ca.pem");
-    std::fs::write(&bundle, other_ca).unwrap();
-    let ps = Portshare::start_with(Setup {
-        extra: format!(
-            "[upstream_tls]\nverify = true\nca_bundle = {:?}\n",
-            bundle.display().to_string()
-        ),
-        ..Setup::default()
-    })
-    .await;
+    let (ps, _dir) = start_verifying(&other_ca).await;
     let reply = ps.get(&secure_host(port), "/", &OWNER).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     let detail = reply.json()["detail"].as_str().unwrap().to_string();
