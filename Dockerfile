@@ -32,11 +32,16 @@ RUN cargo build --release --locked
 FROM debian:bookworm-slim
 # A fixed, unprivileged system account: no home, no login shell. The numeric USER
 # below lets Kubernetes' runAsNonRoot verify it without reading /etc/passwd.
+# The example config keeps shares in data/ beside it: that folder is the one
+# place the image user may write (mount a volume there to keep shares).
 RUN groupadd --system --gid 10001 portshare \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
-      --home-dir /nonexistent --shell /usr/sbin/nologin portshare
+      --home-dir /nonexistent --shell /usr/sbin/nologin portshare \
+ && mkdir -p /etc/portshare/data \
+ && chown 10001:10001 /etc/portshare/data
 COPY --from=build /src/target/release/portshare /usr/local/bin/portshare
 COPY config/portshare.toml /etc/portshare/portshare.toml
+VOLUME ["/etc/portshare/data"]
 USER 10001:10001
 EXPOSE 8080
 # SIGTERM stops accepting and drains open requests (--drain-seconds, default 10),

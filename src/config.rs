@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::apphost::{Wildcard, is_valid_part};
 use crate::identity::{TokenHash, TokenIndex};
 use crate::share::ShareLevel;
+use crate::store::StoreUrl;
 
 /// A config that could not be read or is not valid; `key` names the culprit.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub enum ConfigError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     CaBundle(#[from] crate::proxy::CaBundleError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
@@ -61,9 +64,17 @@ struct RawConfig {
     #[serde(default)]
     upstream_tls: RawUpstreamTls,
     #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
     users: Vec<RawUser>,
     #[serde(default)]
     workspaces: Vec<RawWorkspace>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,6 +258,9 @@ pub struct Config {
     /// When set, `listen` speaks TLS only.
     pub tls: Option<TlsFiles>,
     pub upstream_tls: UpstreamTls,
+    /// `[store] url`: `"memory"` (the default for now) or `"sqlite:PATH"`
+    /// (relative to the config file's folder).
+    pub store: StoreUrl,
     pub tokens: TokenIndex,
     users_by_name: HashMap<String, Arc<User>>,
     workspaces_by_id: HashMap<Uuid, Arc<Workspace>>,
@@ -274,6 +288,9 @@ impl Config {
             }
             if let Some(bundle) = config.upstream_tls.ca_bundle.as_mut() {
                 *bundle = folder.join(&*bundle);
+            }
+            if let StoreUrl::Sqlite(file) = &mut config.store {
+                *file = folder.join(&*file);
             }
         }
         Ok(config)
@@ -439,6 +456,15 @@ impl RawConfig {
         if max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        let store = match &self.store.url {
+            None => StoreUrl::Memory,
+            Some(raw) => StoreUrl::parse(raw).ok_or_else(|| {
+                invalid(
+                    "store.url",
+                    format!("{raw:?} is not \"memory\" or \"sqlite:PATH\""),
+                )
+            })?,
+        };
         let upstream_tls = UpstreamTls {
             verify: self.upstream_tls.verify.unwrap_or(false),
             ca_bundle: self.upstream_tls.ca_bundle,
@@ -647,6 +673,7 @@ impl RawConfig {
             max_connections,
             timeouts,
             upstream_tls,
+            store,
             tls: self.tls.map(|tls| TlsFiles {
                 cert: tls.cert,
                 key: tls.key,

@@ -17,6 +17,7 @@ pub mod ratelimit;
 pub mod respond;
 pub mod server;
 pub mod share;
+pub mod store;
 pub mod tls;
 
 use std::sync::Arc;
@@ -40,18 +41,30 @@ pub struct App {
     pub live: Arc<LiveSet>,
     pub failed_tokens: ratelimit::FailedTokens,
     pub metrics: metrics::Metrics,
+    /// Where shares are kept; written before a change is acknowledged.
+    pub store: Arc<dyn store::Store>,
+    /// One share change at a time, so the store and the table see the same order.
+    pub writes: tokio::sync::Mutex<()>,
 }
 
 impl App {
-    /// Fails only when `upstream_tls.ca_bundle` cannot be used.
+    /// Opens the store and loads its shares into the table. Fails when
+    /// `upstream_tls.ca_bundle` or the store cannot be used.
     pub fn new(config: Config) -> Result<App, config::ConfigError> {
         let (client, grpc_client) =
             proxy::upstream_clients(&config.timeouts, &config.upstream_tls)?;
+        let store: Arc<dyn store::Store> = Arc::from(config.store.open()?);
+        let shares = ShareTable::new();
+        for share in store.load()? {
+            shares.upsert(share);
+        }
         Ok(App {
+            store,
+            writes: tokio::sync::Mutex::new(()),
             client,
             grpc_client,
             config: ArcSwap::from_pointee(config),
-            shares: ShareTable::new(),
+            shares,
             live: Arc::new(LiveSet::default()),
             failed_tokens: ratelimit::FailedTokens::default(),
             metrics: metrics::Metrics::default(),

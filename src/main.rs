@@ -67,8 +67,11 @@ fn main() -> ExitCode {
             serve(config, Duration::from_secs(drain_seconds))
         }
         Command::CheckConfig { config } => match Config::load(&config).and_then(|loaded| {
+            // Everything serve would refuse, short of opening the store
+            // (which would create it).
             load_tls(&loaded)?;
-            App::new(loaded)
+            portshare::proxy::upstream_clients(&loaded.timeouts, &loaded.upstream_tls)?;
+            Ok(loaded)
         }) {
             Ok(_) => {
                 println!("{}: valid", config.display());

@@ -14,9 +14,9 @@ use std::task::{Context, Poll};
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use hyper::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;

