@@ -125,6 +125,9 @@ struct RawTimeouts {
     idle_keepalive_seconds: Option<u64>,
 }
 
+/// Default store file, relative to the config file's folder.
+pub const DEFAULT_STORE_FILE: &str = "data/portshare.db";
+
 /// Default of `limits.failed_tokens_per_minute`.
 pub const DEFAULT_FAILED_TOKENS_PER_MINUTE: u32 = 30;
 /// Default of `limits.max_header_bytes`: the request head (line and headers).
@@ -258,8 +261,8 @@ pub struct Config {
     /// When set, `listen` speaks TLS only.
     pub tls: Option<TlsFiles>,
     pub upstream_tls: UpstreamTls,
-    /// `[store] url`: `"memory"` (the default for now) or `"sqlite:PATH"`
-    /// (relative to the config file's folder).
+    /// `[store] url`: `"sqlite:PATH"` (relative to the config file's folder;
+    /// default `sqlite:data/portshare.db`) or `"memory"`.
     pub store: StoreUrl,
     pub tokens: TokenIndex,
     users_by_name: HashMap<String, Arc<User>>,
@@ -457,7 +460,7 @@ impl RawConfig {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
         let store = match &self.store.url {
-            None => StoreUrl::Memory,
+            None => StoreUrl::Sqlite(PathBuf::from(DEFAULT_STORE_FILE)),
             Some(raw) => StoreUrl::parse(raw).ok_or_else(|| {
                 invalid(
                     "store.url",

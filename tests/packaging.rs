@@ -1244,6 +1244,12 @@ fn kubernetes_container_args_serve_the_probes_as_uid_10001() {
         "listen = \"0.0.0.0:8080\"",
         "listen = \"127.0.0.1:0\"",
     );
+    // The pod's data volume stands as the temp dir's writable data/.
+    let config = replace_once(
+        &config,
+        "url = \"sqlite:/var/lib/portshare/portshare.db\"",
+        "url = \"sqlite:data/portshare.db\"",
+    );
     let (_dir, path) = world_readable_config(&config);
     let args = with_config(&container.list("args"), &path);
     assert_eq!(flag_value(&args, "--log-format"), Some("json"));

@@ -92,6 +92,8 @@ impl Setup {
             .map(|url| format!("sign_in_url = \"{url}\"\n"))
             .unwrap_or_default();
         sign_in.push_str(&format!("trusted_proxies = {:?}\n", self.trusted_proxies));
+        // In-process tests keep shares in memory (tests/durability.rs runs the store).
+        sign_in.push_str("[store]\nurl = \"memory\"\n");
         if let Some(limit) = self.failed_tokens_per_minute {
             sign_in.push_str(&format!("[limits]\nfailed_tokens_per_minute = {limit}\n"));
         }
