@@ -5,7 +5,7 @@
 #   benches/report.sh access     # one bench target
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -eq 0 ]; then set -- access proxy; fi
+if [ $# -eq 0 ]; then set -- access proxy store; fi
 for bench in "$@"; do
   cargo bench --bench "$bench" >/dev/null
 done

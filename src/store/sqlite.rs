@@ -100,6 +100,14 @@ impl SqliteStore {
             .map_err(|_| StoreError::Io("the store's lock was poisoned".to_string()))
     }
 
+    /// Runs `writes` in one transaction: one disk sync for all of them (bulk
+    /// imports, benchmarks).
+    pub fn bulk(&self, writes: impl FnOnce(&Self)) -> Result<(), StoreError> {
+        self.lock()?.execute_batch("BEGIN").map_err(io)?;
+        writes(self);
+        self.lock()?.execute_batch("COMMIT").map_err(io)
+    }
+
     /// The schema version on disk.
     pub fn version(&self) -> Result<i64, StoreError> {
         self.lock()?
