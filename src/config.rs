@@ -435,6 +435,20 @@ impl RawConfig {
         };
         let metrics_listen = address("metrics_listen", &self.metrics_listen)?;
         let plain_listen = address("plain_listen", &self.plain_listen)?;
+        for (key, other) in [
+            ("metrics_listen", metrics_listen),
+            ("plain_listen", plain_listen),
+        ] {
+            if other == Some(listen) {
+                return Err(invalid(key, format!("{listen} is already `listen`")));
+            }
+        }
+        if plain_listen.is_some() && plain_listen == metrics_listen {
+            return Err(invalid(
+                "plain_listen",
+                "is the same address as `metrics_listen`",
+            ));
+        }
         if plain_listen.is_some() && self.tls.is_none() {
             return Err(invalid(
                 "plain_listen",

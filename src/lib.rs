@@ -71,6 +71,25 @@ impl App {
         })
     }
 
+    /// Follows the changes other replicas make to a shared store (PostgreSQL);
+    /// call once, after the app is in an `Arc`.
+    pub fn follow_store(self: &Arc<Self>) {
+        let app = Arc::downgrade(self);
+        self.store.subscribe(Arc::new(move |change| {
+            let Some(app) = app.upgrade() else { return };
+            match change {
+                store::Change::Upserted(share) => {
+                    app.shares.upsert(share);
+                }
+                store::Change::Deleted(key) => {
+                    app.shares.remove(&key);
+                }
+                store::Change::Resync(shares) => app.shares.replace_all(shares),
+            }
+            app.revoke();
+        }));
+    }
+
     /// Replaces users, workspaces and agents; open connections the new rules
     /// no longer admit are closed.
     pub fn replace_config(&self, config: Config) {

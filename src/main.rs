@@ -93,6 +93,10 @@ fn main() -> ExitCode {
                 eprintln!("portshare: no token on stdin");
                 return ExitCode::FAILURE;
             }
+            if token.contains(['\r', '\n']) {
+                eprintln!("portshare: more than one line on stdin; a token is one line");
+                return ExitCode::FAILURE;
+            }
             println!("{}", TokenHash::of(token).to_hex());
             ExitCode::SUCCESS
         }
@@ -132,6 +136,7 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
     let (listen, metrics_listen, plain_listen) =
         (config.listen, config.metrics_listen, config.plain_listen);
     let wildcard = config.wildcard.suffix().to_string();
+    let store = config.store.describe();
     // Built before binding: an unusable CA bundle is a config error too.
     let app = match App::new(config) {
         Ok(app) => Arc::new(app),
@@ -140,6 +145,7 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    app.follow_store();
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(listener) => listener,
@@ -150,7 +156,7 @@ fn serve(path: PathBuf, drain: Duration) -> ExitCode {
         };
         let local = listener.local_addr().map_or(listen, |addr| addr);
         let scheme = if tls.is_some() { "https" } else { "http" };
-        tracing::info!(address = %local, scheme, wildcard = %wildcard, "portshare listening");
+        tracing::info!(address = %local, scheme, wildcard = %wildcard, store = %store, "portshare listening");
         let metrics_listener = match bind_extra(metrics_listen, "metrics_listen").await {
             Ok(listener) => listener,
             Err(code) => return code,

@@ -202,6 +202,15 @@ impl ShareTable {
         self.shares.len()
     }
 
+    /// Makes the table hold exactly `shares`.
+    pub fn replace_all(&self, shares: Vec<Share>) {
+        let keep: std::collections::HashSet<ShareKey> = shares.iter().map(Share::key).collect();
+        self.shares.retain(|key, _| keep.contains(key));
+        for share in shares {
+            self.upsert(share);
+        }
+    }
+
     /// How many shares there are of each level, in `ShareLevel::ALL` order.
     pub fn count_by_level(&self) -> [usize; 4] {
         let mut counts = [0; 4];

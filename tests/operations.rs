@@ -66,7 +66,7 @@ async fn metrics_count_known_traffic() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
         reply.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
     let page = reply.text();
     let counts = [
@@ -200,7 +200,8 @@ fn access_and_audit_log_lines() {
     assert_eq!(access["host"], host);
     assert_eq!(access["method"], "GET");
     assert_eq!(access["status"], 200);
-    assert_eq!(access["level"], "public");
+    assert_eq!(access["share_level"], "public");
+    assert_eq!(access["level"], "INFO");
     assert_eq!(access["decision"], "allowed");
     assert_eq!(access["caller"], "24e9065b-df8d-44cf-905b-1aebccba7f2e");
     assert!(access["duration_us"].as_u64().is_some());
@@ -214,7 +215,7 @@ fn access_and_audit_log_lines() {
         serde_json::from_str(&served.wait_for("\"portshare::access\"")).unwrap();
     assert_eq!(access["decision"], "denied-anonymous");
     assert_eq!(access["caller"], "anonymous");
-    assert_eq!(access["level"], "owner");
+    assert_eq!(access["share_level"], "owner");
     drop(rt);
 }
 

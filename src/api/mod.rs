@@ -66,7 +66,7 @@ pub enum Probe {
     Health,
     /// `/readyz`: the config is loaded and the share table ready.
     Ready,
-    /// `/metrics`: Prometheus text format.
+    /// `/metrics`: OpenMetrics text, which Prometheus scrapes.
     Metrics,
 }
 
@@ -83,7 +83,9 @@ pub fn serve_probe(app: &App, probe: Probe, method: &Method) -> Response<Body> {
             let mut response = Response::new(respond::full(app.metrics.render(&app.shares)));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             response
         }
@@ -155,26 +157,27 @@ async fn port_share(
         _ => {
             let key = decode_delete(&read_body(req).await?, workspace_id)?;
             let _one_at_a_time = app.writes.lock().await;
-            let removed = match key {
-                Some(key) if app.shares.level(&key).is_some() => {
-                    let store = app.store.clone();
-                    let stored = key.clone();
-                    persist(move || store.delete(&stored)).await?;
-                    app.shares.remove(&key)
-                }
-                _ => None,
-            };
-            match removed {
-                Some(share) => {
-                    app.revoke();
-                    audit(&user, &share.key(), Some(share.level), None);
-                    Ok(Response::new(respond::empty()))
-                }
-                None => Err(ApiError::new(
+            let Some(key) = key else {
+                return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "Port share not found.",
-                )),
+                ));
+            };
+            // The store decides whether the share existed: with replicas, this
+            // one's table may not have caught up with another's upsert yet.
+            let store = app.store.clone();
+            let stored = key.clone();
+            let in_store = persist(move || store.delete(&stored)).await?;
+            let in_table = app.shares.remove(&key);
+            if !in_store && in_table.is_none() {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "Port share not found.",
+                ));
             }
+            app.revoke();
+            audit(&user, &key, in_table.map(|share| share.level), None);
+            Ok(Response::new(respond::empty()))
         }
     }
 }

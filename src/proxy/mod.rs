@@ -147,7 +147,7 @@ pub async fn handle(app: &App, target: Target<'_>, req: Request<Incoming>) -> Re
         host = target.authority,
         method = %method,
         status = response.status().as_u16(),
-        level = trail.level.map_or("none", ShareLevel::as_str),
+        share_level = trail.level.map_or("none", ShareLevel::as_str),
         decision = trail.outcome.as_str(),
         caller = %trail.caller.map_or_else(|| "anonymous".to_string(), |id| id.to_string()),
         duration_us = elapsed.as_micros() as u64,

@@ -2,13 +2,41 @@
 //! stays the only thing the request path reads; the store is written before a
 //! change is acknowledged and read once at start.
 
+mod postgres;
 mod sqlite;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::share::{Share, ShareKey};
+use crate::share::{CorsMode, Protocol, Share, ShareKey};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// A change another replica made, as a shared store reports it.
+#[derive(Debug)]
+pub enum Change {
+    Upserted(Share),
+    Deleted(ShareKey),
+    /// The whole table, after (re)connecting: it replaces what is loaded.
+    Resync(Vec<Share>),
+}
+
+pub type OnChange = Arc<dyn Fn(Change) + Send + Sync>;
+
+fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http => "http",
+        Protocol::Https => "https",
+    }
+}
+
+fn cors_name(cors: CorsMode) -> &'static str {
+    match cors {
+        CorsMode::Managed => "managed",
+        CorsMode::Passthru => "passthru",
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,6 +54,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn upsert(&self, share: &Share) -> Result<(), StoreError>;
     /// Removes; durable when it returns. False when there was no such share.
     fn delete(&self, key: &ShareKey) -> Result<bool, StoreError>;
+    /// For stores shared between replicas: report the others' changes.
+    fn subscribe(&self, _on_change: OnChange) {}
 }
 
 /// Keeps nothing: a restart forgets every share (tests, throwaway setups).
@@ -41,8 +71,9 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    /// The table alone knows what existed.
     fn delete(&self, _key: &ShareKey) -> Result<bool, StoreError> {
-        Ok(true)
+        Ok(false)
     }
 }
 
@@ -51,6 +82,7 @@ impl Store for MemoryStore {
 pub enum StoreUrl {
     Memory,
     Sqlite(PathBuf),
+    Postgres(String),
 }
 
 impl StoreUrl {
@@ -58,14 +90,27 @@ impl StoreUrl {
         if raw == "memory" {
             return Some(StoreUrl::Memory);
         }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Some(StoreUrl::Postgres(raw.to_string()));
+        }
         let path = raw.strip_prefix("sqlite:")?;
         (!path.is_empty()).then(|| StoreUrl::Sqlite(PathBuf::from(path)))
+    }
+
+    /// For logs: the file, or the kind of store (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            StoreUrl::Memory => "memory".to_string(),
+            StoreUrl::Sqlite(path) => format!("sqlite:{}", path.display()),
+            StoreUrl::Postgres(url) => postgres::redact(url),
+        }
     }
 
     pub fn open(&self) -> Result<Box<dyn Store>, StoreError> {
         match self {
             StoreUrl::Memory => Ok(Box::new(MemoryStore)),
             StoreUrl::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+            StoreUrl::Postgres(url) => Ok(Box::new(PgStore::open(url)?)),
         }
     }
 }

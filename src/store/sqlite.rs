@@ -120,20 +120,6 @@ fn io(err: rusqlite::Error) -> StoreError {
     StoreError::Io(err.to_string())
 }
 
-fn protocol_name(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Http => "http",
-        Protocol::Https => "https",
-    }
-}
-
-fn cors_name(cors: CorsMode) -> &'static str {
-    match cors {
-        CorsMode::Managed => "managed",
-        CorsMode::Passthru => "passthru",
-    }
-}
-
 impl Store for SqliteStore {
     fn load(&self) -> Result<Vec<Share>, StoreError> {
         let conn = self.lock()?;
@@ -183,8 +169,8 @@ impl Store for SqliteStore {
                     share.agent_name,
                     share.port,
                     share.level.as_str(),
-                    protocol_name(share.protocol),
-                    cors_name(share.cors),
+                    super::protocol_name(share.protocol),
+                    super::cors_name(share.cors),
                 ],
             )
             .map(|_| ())
