@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod binary;
+pub mod postgres;
 pub mod ws;
 
 use std::net::SocketAddr;
