@@ -15,35 +15,12 @@ use std::time::{Duration, Instant};
 
 use portshare::share::{CorsMode, Protocol, Share, ShareLevel};
 use portshare::store::{PgStore, Store};
-use support::binary::{Served, config_on_port_zero, write_config};
+use support::binary::{Served, config_on_port_zero, demo_api, raw, write_config};
 use support::postgres::Postgres;
 use uuid::Uuid;
 
-const DEMO_DEV: &str = "4c6cc635-bec5-45b7-a5e3-f8b2d05c1713";
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn raw(address: &str, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
-
-fn api(address: &str, method: &str, body: &str) -> String {
-    raw(
-        address,
-        &format!(
-            "{method} /api/v2/workspaces/{DEMO_DEV}/port-share HTTP/1.1\r\nHost: localhost\r\n\
-             Coder-Session-Token: alice-demo-token\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
 }
 
 fn anonymous_ok(address: &str, port: u16) -> bool {
@@ -105,7 +82,7 @@ fn main() {
     for round in 0..200 {
         let public = round % 2 == 0;
         let answer = if public {
-            api(
+            demo_api(
                 &a.address,
                 "POST",
                 &format!(
@@ -114,7 +91,7 @@ fn main() {
                 ),
             )
         } else {
-            api(
+            demo_api(
                 &a.address,
                 "DELETE",
                 &format!(r#"{{"agent_name":"main","port":{}}}"#, app.port),

@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use support::apps::{closed_port, spawn_app};
-use support::binary::{Served, config_on_port_zero, write_config};
+use support::binary::{DEMO_DEV, Served, config_on_port_zero, demo_api, raw, write_config};
 use support::{ALICE, CAROL, Portshare, app_host};
-
-const DEMO_DEV: &str = "4c6cc635-bec5-45b7-a5e3-f8b2d05c1713";
 
 /// The value of the sample line `name{labels}` in a Prometheus text page.
 fn sample(page: &str, series: &str) -> Option<f64> {
@@ -137,28 +135,9 @@ async fn readiness_and_health() {
     );
 }
 
-fn raw(address: &str, request: &str) -> String {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
 fn post_share(served: &Served, port: u16) -> String {
     let body = format!(r#"{{"agent_name":"main","port":{port},"share_level":"public"}}"#);
-    raw(
-        &served.address,
-        &format!(
-            "POST /api/v2/workspaces/{DEMO_DEV}/port-share HTTP/1.1\r\nHost: localhost\r\n\
-             Coder-Session-Token: alice-demo-token\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
+    demo_api(&served.address, "POST", &body)
 }
 
 /// With `--log-format json` every forwarded request is one access event and

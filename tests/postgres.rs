@@ -15,10 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::apps::spawn_app;
-use support::binary::{Served, config_on_port_zero, write_config};
+use support::binary::{Served, config_on_port_zero, demo_api, raw, write_config};
 use support::postgres::Postgres;
-
-const DEMO_DEV: &str = "4c6cc635-bec5-45b7-a5e3-f8b2d05c1713";
 
 /// A portshare process on the example config with its store on `url`.
 fn replica(dir: &Path, url: &str) -> Served {
@@ -33,32 +31,8 @@ fn replica(dir: &Path, url: &str) -> Served {
     served
 }
 
-fn raw(address: &str, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
-
-fn api(address: &str, method: &str, body: &str) -> String {
-    raw(
-        address,
-        &format!(
-            "{method} /api/v2/workspaces/{DEMO_DEV}/port-share HTTP/1.1\r\nHost: localhost\r\n\
-             Coder-Session-Token: alice-demo-token\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-}
-
 fn share(address: &str, port: u16, level: &str) -> String {
-    api(
+    demo_api(
         address,
         "POST",
         &format!(r#"{{"agent_name":"main","port":{port},"share_level":"{level}"}}"#),
@@ -117,7 +91,7 @@ fn a_change_through_one_replica_is_enforced_by_the_other() {
             anonymous_status(&b.address, app.port) == "HTTP/1.1 200 OK"
         }));
         let body = format!(r#"{{"agent_name":"main","port":{}}}"#, app.port);
-        let answer = api(&a.address, "DELETE", &body);
+        let answer = demo_api(&a.address, "DELETE", &body);
         assert!(
             answer.starts_with("HTTP/1.1 200 OK"),
             "round {round}: {answer}"
@@ -163,7 +137,7 @@ fn racing_writes_end_in_one_value_everywhere() {
     writer_b.join().unwrap();
 
     let level_on = |address: &str| {
-        let answer = api(address, "GET", "");
+        let answer = demo_api(address, "GET", "");
         let body = answer.split_once("\r\n\r\n").unwrap().1.to_string();
         let list: serde_json::Value = serde_json::from_str(&body).unwrap();
         list["shares"][0]["share_level"]

@@ -121,3 +121,32 @@ pub fn config_on_port_zero(dir: &tempfile::TempDir) -> (PathBuf, String) {
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
     (write_config(dir, &text), text)
 }
+
+/// One raw HTTP/1.1 exchange with `address` (the request should say
+/// `Connection: close`); returns the whole answer.
+pub fn raw(address: &str, request: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The example config's workspace `dev` (alice's).
+pub const DEMO_DEV: &str = "4c6cc635-bec5-45b7-a5e3-f8b2d05c1713";
+
+/// A share API call on the example config's `dev`, as alice.
+pub fn demo_api(address: &str, method: &str, body: &str) -> String {
+    raw(
+        address,
+        &format!(
+            "{method} /api/v2/workspaces/{DEMO_DEV}/port-share HTTP/1.1\r\nHost: localhost\r\n\
+             Coder-Session-Token: alice-demo-token\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
