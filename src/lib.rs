@@ -72,21 +72,31 @@ impl App {
     }
 
     /// Follows the changes other replicas make to a shared store (PostgreSQL);
-    /// call once, after the app is in an `Arc`.
+    /// call once, after the app is in an `Arc`, outside the async runtime's
+    /// threads (the store calls back from a thread of its own).
     pub fn follow_store(self: &Arc<Self>) {
         let app = Arc::downgrade(self);
         self.store.subscribe(Arc::new(move |change| {
-            let Some(app) = app.upgrade() else { return };
+            let Some(app) = app.upgrade() else {
+                return Ok(());
+            };
+            // Read and apply under the write lock: a local write cannot slip
+            // between reading a row and applying it, so an older value never
+            // overwrites a newer one.
+            let _one_at_a_time = app.writes.blocking_lock();
             match change {
-                store::Change::Upserted(share) => {
-                    app.shares.upsert(share);
-                }
-                store::Change::Deleted(key) => {
-                    app.shares.remove(&key);
-                }
-                store::Change::Resync(shares) => app.shares.replace_all(shares),
+                store::Change::Touched(key) => match app.store.get(&key)? {
+                    Some(share) => {
+                        app.shares.upsert(share);
+                    }
+                    None => {
+                        app.shares.remove(&key);
+                    }
+                },
+                store::Change::Reconnected => app.shares.replace_all(app.store.load()?),
             }
             app.revoke();
+            Ok(())
         }));
     }
 

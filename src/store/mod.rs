@@ -13,16 +13,18 @@ use crate::share::{CorsMode, Protocol, Share, ShareKey};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-/// A change another replica made, as a shared store reports it.
+/// What a shared store reports: which shares to read again.
 #[derive(Debug)]
 pub enum Change {
-    Upserted(Share),
-    Deleted(ShareKey),
-    /// The whole table, after (re)connecting: it replaces what is loaded.
-    Resync(Vec<Share>),
+    /// This share was written (by any replica): read it again.
+    Touched(ShareKey),
+    /// The store was (re)connected: read the whole table again.
+    Reconnected,
 }
 
-pub type OnChange = Arc<dyn Fn(Change) + Send + Sync>;
+/// Applies a change; an error makes the store reconnect and report
+/// `Reconnected`.
+pub type OnChange = Arc<dyn Fn(Change) -> Result<(), StoreError> + Send + Sync>;
 
 fn protocol_name(protocol: Protocol) -> &'static str {
     match protocol {
@@ -54,6 +56,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn upsert(&self, share: &Share) -> Result<(), StoreError>;
     /// Removes; durable when it returns. False when there was no such share.
     fn delete(&self, key: &ShareKey) -> Result<bool, StoreError>;
+    /// One share; `None` when there is none.
+    fn get(&self, key: &ShareKey) -> Result<Option<Share>, StoreError>;
     /// For stores shared between replicas: report the others' changes.
     fn subscribe(&self, _on_change: OnChange) {}
 }
@@ -74,6 +78,10 @@ impl Store for MemoryStore {
     /// The table alone knows what existed.
     fn delete(&self, _key: &ShareKey) -> Result<bool, StoreError> {
         Ok(false)
+    }
+
+    fn get(&self, _key: &ShareKey) -> Result<Option<Share>, StoreError> {
+        Ok(None)
     }
 }
 

@@ -176,6 +176,23 @@ impl Store for PgStore {
         self.with_client(load_all)
     }
 
+    fn get(&self, key: &ShareKey) -> Result<Option<Share>, StoreError> {
+        self.with_client(|client| {
+            client
+                .query_opt(
+                    &format!("{SELECT} WHERE workspace_id = $1 AND agent = $2 AND port = $3"),
+                    &[
+                        &key.workspace_id.to_string(),
+                        &&*key.agent,
+                        &i32::from(key.port),
+                    ],
+                )
+                .map_err(pg)?
+                .map(|row| share_of(&row))
+                .transpose()
+        })
+    }
+
     fn upsert(&self, share: &Share) -> Result<(), StoreError> {
         let key = share.key();
         self.with_client(|client| {
@@ -252,33 +269,17 @@ fn listen_once(url: &str, on_change: &OnChange) -> Result<(), StoreError> {
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .map_err(pg)?;
     // Listening first, then reloading: nothing committed in between is missed.
-    let mut reader = connect(url)?;
-    on_change(Change::Resync(load_all(&mut reader)?));
+    on_change(Change::Reconnected)?;
     tracing::info!("PostgreSQL listener synchronised");
     let mut notifications = listener.notifications();
     let mut iter = notifications.blocking_iter();
     while let Some(notification) = iter.next().map_err(pg)? {
-        let Some(key) = parse_payload(notification.payload()) else {
-            continue;
-        };
-        let row = reader
-            .query_opt(
-                &format!("{SELECT} WHERE workspace_id = $1 AND agent = $2 AND port = $3"),
-                &[
-                    &key.workspace_id.to_string(),
-                    &&*key.agent,
-                    &i32::from(key.port),
-                ],
-            )
-            .map_err(pg)?;
-        match row {
-            Some(row) => on_change(Change::Upserted(share_of(&row)?)),
-            None => on_change(Change::Deleted(key)),
+        if let Some(key) = parse_payload(notification.payload()) {
+            on_change(Change::Touched(key))?;
         }
     }
     Err(StoreError::Io("the notification stream ended".to_string()))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,6 +116,35 @@ impl SqliteStore {
     }
 }
 
+const SELECT: &str = "SELECT workspace_id, agent_name, port, level, protocol, cors FROM shares";
+
+type RawShare = (String, String, i64, String, String, String);
+
+fn raw_share(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawShare> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn share_of(
+    (workspace, agent_name, port, level, protocol, cors): RawShare,
+) -> Result<Share, StoreError> {
+    let bad = |what: &str| StoreError::Io(format!("a stored share has an invalid {what}"));
+    Ok(Share {
+        workspace_id: Uuid::parse_str(&workspace).map_err(|_| bad("workspace id"))?,
+        agent_name,
+        port: u16::try_from(port).map_err(|_| bad("port"))?,
+        level: level.parse::<ShareLevel>().map_err(|()| bad("level"))?,
+        protocol: protocol.parse::<Protocol>().map_err(|()| bad("protocol"))?,
+        cors: cors.parse::<CorsMode>().map_err(|()| bad("CORS mode"))?,
+    })
+}
+
 fn io(err: rusqlite::Error) -> StoreError {
     StoreError::Io(err.to_string())
 }
@@ -123,35 +152,29 @@ fn io(err: rusqlite::Error) -> StoreError {
 impl Store for SqliteStore {
     fn load(&self) -> Result<Vec<Share>, StoreError> {
         let conn = self.lock()?;
+        let mut statement = conn.prepare(SELECT).map_err(io)?;
+        let rows = statement.query_map([], raw_share).map_err(io)?;
+        rows.map(|row| row.map_err(io).and_then(share_of)).collect()
+    }
+
+    fn get(&self, key: &ShareKey) -> Result<Option<Share>, StoreError> {
+        let conn = self.lock()?;
         let mut statement = conn
-            .prepare("SELECT workspace_id, agent_name, port, level, protocol, cors FROM shares")
+            .prepare(&format!(
+                "{SELECT} WHERE workspace_id = ?1 AND agent = ?2 AND port = ?3"
+            ))
             .map_err(io)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            })
+        let mut rows = statement
+            .query_map(
+                params![key.workspace_id.to_string(), &*key.agent, key.port],
+                raw_share,
+            )
             .map_err(io)?;
-        let mut shares = Vec::new();
-        for row in rows {
-            let (workspace, agent_name, port, level, protocol, cors) = row.map_err(io)?;
-            let bad = |what: &str| StoreError::Io(format!("a stored share has an invalid {what}"));
-            shares.push(Share {
-                workspace_id: Uuid::parse_str(&workspace).map_err(|_| bad("workspace id"))?,
-                agent_name,
-                port: u16::try_from(port).map_err(|_| bad("port"))?,
-                level: level.parse::<ShareLevel>().map_err(|()| bad("level"))?,
-                protocol: protocol.parse::<Protocol>().map_err(|()| bad("protocol"))?,
-                cors: cors.parse::<CorsMode>().map_err(|()| bad("CORS mode"))?,
-            });
-        }
-        Ok(shares)
+        rows.next()
+            .transpose()
+            .map_err(io)?
+            .map(share_of)
+            .transpose()
     }
 
     fn upsert(&self, share: &Share) -> Result<(), StoreError> {
