@@ -26,7 +26,6 @@ use tokio_util::task::TaskTracker;
 use crate::App;
 use crate::api::{Probe, serve_probe};
 use crate::apphost::normalize_host;
-use crate::config::Timeouts;
 use crate::live::ConnWatch;
 use crate::proxy::headers::forwarded_client;
 use crate::proxy::{self, Target};
@@ -252,6 +251,7 @@ pub async fn serve_probes(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
+    let header_read = app.config.load().timeouts.header_read;
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -285,7 +285,7 @@ pub async fn serve_probes(
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Timeouts::default().header_read)
+                .header_read_timeout(header_read)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

@@ -273,6 +273,11 @@ fn sigterm_drains_a_request_in_flight() {
     drop(rt);
 }
 
+/// A GET for one of the operational endpoints.
+fn probe(path: &str) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
+    support::request(Method::GET, "localhost", path, &[], bytes::Bytes::new())
+}
+
 async fn start_with(extra: &'static str) -> Portshare {
     Portshare::start_with(support::Setup {
         extra: extra.to_string(),
@@ -323,15 +328,7 @@ async fn slow_request_heads_are_cut_at_the_header_read_timeout() {
 async fn idle_keepalive_connections_are_closed() {
     let ps = start_with("[timeouts]\nidle_keepalive_seconds = 1").await;
     let mut conn = support::Conn::open(ps.addr).await;
-    let reply = conn
-        .send(support::request(
-            Method::GET,
-            "localhost",
-            "/healthz",
-            &[],
-            bytes::Bytes::new(),
-        ))
-        .await;
+    let reply = conn.send(probe("/healthz")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let idle_since = std::time::Instant::now();
     support::within("the idle connection to close", async {
@@ -361,28 +358,13 @@ async fn oversized_request_heads_get_431() {
 async fn connections_past_the_limit_wait_for_a_slot() {
     let ps = start_with("[limits]\nmax_connections = 1").await;
     let mut first = support::Conn::open(ps.addr).await;
-    let reply = first
-        .send(support::request(
-            Method::GET,
-            "localhost",
-            "/healthz",
-            &[],
-            bytes::Bytes::new(),
-        ))
-        .await;
+    let reply = first.send(probe("/healthz")).await;
     assert_eq!(reply.status, StatusCode::OK);
 
     let addr = ps.addr;
     let second = tokio::spawn(async move {
         let mut conn = support::Conn::open(addr).await;
-        conn.send(support::request(
-            Method::GET,
-            "localhost",
-            "/readyz",
-            &[],
-            bytes::Bytes::new(),
-        ))
-        .await
+        conn.send(probe("/readyz")).await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(

@@ -95,6 +95,18 @@ async fn open_sse(ps: &Portshare, port: u16, token: Option<&str>) -> Incoming {
     body
 }
 
+/// Releases the SSE app and checks that `body`, still admitted, receives the
+/// rest of its stream.
+async fn assert_stream_completes(app: &support::apps::TestApp, body: Incoming) {
+    app.release.notify_waiters();
+    app.release.notify_one();
+    let rest = within("the rest of the admitted stream", body.collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(rest, "data: second\n\n");
+}
+
 /// Waits for the SSE body to end with an error (the cut connection); returns
 /// how long that took from `since`.
 async fn expect_cut(body: &mut Incoming, since: Instant) -> Duration {
@@ -144,13 +156,7 @@ async fn downgrade_cuts_a_non_owner_event_stream_and_keeps_the_owners() {
         assert!(elapsed < REVOCATION_BOUND, "took {elapsed:?}");
 
         // alice's stream is intact: releasing the app delivers the rest.
-        app.release.notify_waiters();
-        app.release.notify_one();
-        let rest = within("the rest of alice's stream", alice.collect())
-            .await
-            .unwrap()
-            .to_bytes();
-        assert_eq!(rest, "data: second\n\n");
+        assert_stream_completes(&app, alice).await;
     })
     .await;
 }
@@ -267,13 +273,7 @@ async fn downgrade_resets_only_the_revoked_http2_stream() {
         let elapsed = expect_cut(&mut carol, Instant::now()).await;
         assert!(elapsed < REVOCATION_BOUND, "took {elapsed:?}");
 
-        app.release.notify_waiters();
-        app.release.notify_one();
-        let rest = within("the rest of alice's stream", alice.collect())
-            .await
-            .unwrap()
-            .to_bytes();
-        assert_eq!(rest, "data: second\n\n");
+        assert_stream_completes(&app, alice).await;
         assert!(!sender.is_closed(), "the HTTP/2 connection is still open");
     })
     .await;
